@@ -1,0 +1,95 @@
+//! `trawl rules list` and `trawl rules check FILE`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::rules::{check_rules, RuleSet};
+use crate::scan::Scanner;
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Print the rule catalogue.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a rule file: it compiles, and its examples are (and negative examples are not)
+    /// reported by the full scanner, built-in rules included.
+    Check {
+        /// Rule files in trawl's format.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
+    match cmd {
+        RulesCommand::List { json } => list(json),
+        RulesCommand::Check { files } => check(&files),
+    }
+}
+
+fn list(as_json: bool) -> Result<ExitCode> {
+    let rules = RuleSet::builtin()?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if as_json {
+        let v: Vec<_> = rules
+            .rules()
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.spec.id, "name": r.spec.name, "category": r.spec.category,
+                    "severity": r.spec.severity.as_str(), "keywords": r.spec.keywords,
+                    "references": r.spec.references,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{:<44} {:<22} {:<9} NAME", "ID", "CATEGORY", "SEVERITY")?;
+        for r in rules.rules() {
+            writeln!(
+                out,
+                "{:<44} {:<22} {:<9} {}",
+                r.spec.id,
+                r.spec.category,
+                r.spec.severity.as_str(),
+                r.spec.name
+            )?;
+        }
+        writeln!(out, "{} rules", rules.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut rules = RuleSet::builtin()?;
+    let mut origins = Vec::new();
+    for path in files {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        rules.add_toml(&text, &origin)?;
+        origins.push(origin);
+    }
+    let scanner = Scanner::new(rules)?;
+    let checked = scanner
+        .rules()
+        .rules()
+        .iter()
+        .filter(|r| origins.contains(&r.origin))
+        .count();
+    let failures = check_rules(&scanner, |r| origins.contains(&r.origin));
+    for f in &failures {
+        eprintln!("{}: {}", f.rule, f.message);
+    }
+    println!("{checked} rules checked, {} problems", failures.len());
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

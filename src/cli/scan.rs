@@ -1,0 +1,305 @@
+//! `trawl scan [PATH...]`: files and directories on disk, or standard input (`-`).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::{build_scanner, ColorChoice, ReportArgs};
+use crate::findings::{place, Finding, FindingSet, Placed};
+use crate::report::{self, Format, ReportContext};
+use crate::scan::{Scanner, Worker};
+use crate::source::fs::{walk, FileVisitor, WalkOptions};
+use crate::source::{read_stdin, BlobId, Diagnostics, Provenance};
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan; `-` reads standard input.
+    #[arg(default_value = ".")]
+    paths: Vec<PathBuf>,
+    /// Scan files that .gitignore, .ignore and .trawlignore exclude.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Follow symbolic links (loops are reported and skipped).
+    #[arg(long, short = 'L')]
+    follow_symlinks: bool,
+    /// Skip files larger than this (bytes, or with a K, M or G suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    max_file_size: u64,
+    /// Do not show a progress line on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// Parses `123`, `10K`, `64M`, `1G` (binary multiples; `KB`, `KiB`, `MB`, `MiB` also accepted).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("invalid size unit in `{s}` (use K, M or G)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+/// Results of already-scanned content, by blob id: identical files are scanned once.
+#[derive(Default)]
+struct Shared {
+    seen: Mutex<HashMap<BlobId, Option<Arc<Vec<Placed>>>>>,
+    findings: Mutex<FindingSet>,
+}
+
+struct Visitor<'a> {
+    worker: Worker<'a>,
+    shared: &'a Shared,
+}
+
+impl Visitor<'_> {
+    fn scan(&mut self, provenance: Provenance, data: &[u8]) {
+        let id = BlobId::of(data);
+        let cached = self.shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        let placed = match cached {
+            Some(p) => p,
+            None => {
+                let matches = self.worker.scan(data);
+                let placed = (!matches.is_empty()).then(|| Arc::new(place(data, &matches)));
+                self.shared
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, placed.clone());
+                placed
+            }
+        };
+        if let Some(placed) = placed {
+            self.shared
+                .findings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(self.worker.scanner(), &provenance, &placed);
+        }
+    }
+}
+
+impl FileVisitor for Visitor<'_> {
+    fn visit(&mut self, path: &str, data: &[u8]) {
+        self.scan(Provenance::File { path: path.to_string() }, data);
+    }
+}
+
+/// A progress line on stderr, redrawn until dropped.
+struct Progress {
+    done: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(diag: Arc<Diagnostics>) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut drawn = false;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if start.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+                let files = diag.blobs.load(Ordering::Relaxed);
+                let mb = diag.bytes.load(Ordering::Relaxed) as f64 / 1e6;
+                eprint!("\r\x1b[2Ktrawl: scanned {files} files, {mb:.1} MB");
+                drawn = true;
+            }
+            if drawn {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        Progress {
+            done,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn run(args: ScanArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let scanner = build_scanner(&args.report.rule_files)?;
+    let diag = Arc::new(Diagnostics::new(args.report.quiet));
+    let shared = Shared::default();
+    let threads = args.report.threads();
+
+    let (stdin, paths): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        args.paths.iter().partition(|p| p.as_os_str() == "-");
+    let mut roots = Vec::new();
+    for p in paths {
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => roots.push(p.clone()),
+            Err(e) => diag.warn(&p.display().to_string(), format!("cannot scan: {e}")),
+        }
+    }
+    if roots.is_empty() && stdin.is_empty() {
+        bail!("nothing to scan: none of the given paths could be read");
+    }
+
+    let progress = (!args.report.quiet && !args.no_progress && std::io::stderr().is_terminal())
+        .then(|| Progress::start(diag.clone()));
+    if !stdin.is_empty() {
+        let data = read_stdin(args.max_file_size).context("reading standard input")?;
+        diag.scanned(data.len());
+        let mut v = Visitor { worker: scanner.worker(), shared: &shared };
+        v.scan(Provenance::Stdin, &data);
+    }
+    let opts = WalkOptions {
+        respect_ignore: !args.no_ignore,
+        follow_symlinks: args.follow_symlinks,
+        max_file_size: args.max_file_size,
+        threads,
+    };
+    walk(&roots, &opts, &diag, || Visitor { worker: scanner.worker(), shared: &shared });
+    drop(progress);
+
+    let findings = shared.findings.into_inner().unwrap_or_else(|e| e.into_inner()).into_sorted();
+    let root_uri = match roots.as_slice() {
+        [only] if only.is_dir() => std::fs::canonicalize(only).ok().map(|p| file_uri(&p)),
+        _ => std::env::current_dir().ok().map(|p| file_uri(&p)),
+    };
+    write_report(&args.report, &scanner, &findings, root_uri)?;
+    summarize(&args.report, &scanner, &findings, &diag, started);
+    Ok(exit_code(&args.report, &scanner, &findings))
+}
+
+fn file_uri(path: &std::path::Path) -> String {
+    let s = report::uri_encode(&path.to_string_lossy());
+    format!("file://{}{}", s, if s.ends_with('/') { "" } else { "/" })
+}
+
+pub(crate) fn write_report(
+    args: &ReportArgs,
+    scanner: &Scanner,
+    findings: &[Finding],
+    root_uri: Option<String>,
+) -> Result<()> {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let ctx = ReportContext {
+        scanner,
+        show_secrets: args.show_secrets,
+        color: match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
+        },
+        root_uri,
+    };
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write report to {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            report::write(args.format, &ctx, findings, &mut w)?;
+            w.flush()?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            report::write(args.format, &ctx, findings, &mut w)?;
+            w.flush()?;
+        }
+    }
+    if args.format == Format::Sarif {
+        let results: usize = findings.iter().map(|f| f.locations.len()).sum();
+        if results > report::SARIF_MAX_RESULTS && !args.quiet {
+            eprintln!(
+                "trawl: warning: SARIF holds the first {} of {results} results (GitHub's limit)",
+                report::SARIF_MAX_RESULTS
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn summarize(
+    args: &ReportArgs,
+    scanner: &Scanner,
+    findings: &[Finding],
+    diag: &Diagnostics,
+    started: Instant,
+) {
+    if args.quiet {
+        return;
+    }
+    let mut by_sev = [0usize; 5];
+    for f in findings {
+        by_sev[scanner.rule(f.rule).spec.severity as usize] += 1;
+    }
+    let names = ["info", "low", "medium", "high", "critical"];
+    let parts: Vec<String> = (0..5)
+        .rev()
+        .filter(|&i| by_sev[i] > 0)
+        .map(|i| format!("{} {}", by_sev[i], names[i]))
+        .collect();
+    let locations: usize = findings.iter().map(|f| f.locations.len()).sum();
+    eprintln!(
+        "trawl: {} findings{} at {} locations; scanned {} files ({:.1} MB) in {:.2} s{}{}",
+        findings.len(),
+        if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) },
+        locations,
+        diag.blobs.load(Ordering::Relaxed),
+        diag.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        match diag.binary.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => format!(", {n} binary files skipped"),
+        },
+        match diag.warnings() {
+            0 => String::new(),
+            n => format!(", {n} warnings"),
+        },
+    );
+}
+
+pub(crate) fn exit_code(args: &ReportArgs, scanner: &Scanner, findings: &[Finding]) -> ExitCode {
+    if findings
+        .iter()
+        .any(|f| scanner.rule(f.rule).spec.severity >= args.fail_on)
+    {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10"), Ok(10));
+        assert_eq!(parse_size("10K"), Ok(10 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("ten").is_err());
+    }
+}

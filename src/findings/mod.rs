@@ -1,0 +1,258 @@
+//! Findings: a secret found by a rule, with every place it was seen.
+//!
+//! Contract: a finding's identity is its secret fingerprint, a hash of (rule id, secret); one
+//! secret seen in 50 places is one [`Finding`] with 50 [`Location`]s. Each location has its own
+//! fingerprint, a hash of (secret fingerprint, path, line). Secrets stay in memory; reports
+//! redact them unless asked not to.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use sha2::{Digest, Sha256};
+
+use crate::scan::{Match, Scanner};
+use crate::source::Provenance;
+
+/// Bytes of context kept on each side of a secret in a snippet.
+const SNIPPET_CONTEXT: usize = 80;
+
+/// A match placed in its input: lines and columns are 1-based; columns count bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed {
+    /// Index of the rule in the scanner.
+    pub rule: usize,
+    /// The secret bytes.
+    pub secret: Vec<u8>,
+    /// Byte offset of the secret in the input.
+    pub offset: usize,
+    /// Line of the secret's first byte.
+    pub line: usize,
+    /// Column of the secret's first byte.
+    pub column: usize,
+    /// Line of the secret's last byte.
+    pub end_line: usize,
+    /// Column just past the secret's last byte on `end_line`.
+    pub end_column: usize,
+    /// The text around the secret on its first line (not redacted).
+    pub snippet: Vec<u8>,
+    /// Where the secret sits in `snippet`.
+    pub snippet_secret: Range<usize>,
+    /// Where other secrets of the same input sit in `snippet`, so reports redact them too.
+    pub snippet_others: Vec<Range<usize>>,
+}
+
+/// Neighbouring matches looked at for secrets that share a snippet.
+const SNIPPET_NEIGHBOURS: usize = 64;
+
+/// Computes lines, columns and snippets for matches ordered by position.
+pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
+    let mut out = Vec::with_capacity(matches.len());
+    // Lines are counted incrementally: matches come ordered by secret start.
+    let (mut line, mut line_start, mut pos) = (1usize, 0usize, 0usize);
+    for (idx, m) in matches.iter().enumerate() {
+        let s = m.secret_span.start;
+        if s < pos {
+            // Out of order (cannot happen for ordered input); recount from the start.
+            line = 1;
+            line_start = 0;
+            pos = 0;
+        }
+        for i in memchr::memchr_iter(b'\n', &hay[pos..s]) {
+            line += 1;
+            line_start = pos + i + 1;
+        }
+        pos = s;
+        let e = m.secret_span.end;
+        let inner = &hay[s..e];
+        let newlines = memchr::memchr_iter(b'\n', inner).count();
+        let (end_line, end_column) = if newlines == 0 {
+            (line, s - line_start + e - s + 1)
+        } else {
+            let last_nl = memchr::memrchr(b'\n', inner).map_or(0, |i| s + i + 1);
+            (line + newlines, e - last_nl + 1)
+        };
+        let line_end = memchr::memchr(b'\n', &hay[s..]).map_or(hay.len(), |i| s + i);
+        let snip_start = line_start.max(s.saturating_sub(SNIPPET_CONTEXT));
+        let snip_end = line_end.min(e.max(s) + SNIPPET_CONTEXT).max(s);
+        let snip_secret_end = e.min(snip_end);
+        let mut snippet = hay[snip_start..snip_end].to_vec();
+        if snippet.last() == Some(&b'\r') {
+            snippet.pop();
+        }
+        let lo = idx.saturating_sub(SNIPPET_NEIGHBOURS);
+        let hi = (idx + SNIPPET_NEIGHBOURS + 1).min(matches.len());
+        let snippet_others = (lo..hi)
+            .filter(|&j| j != idx)
+            .map(|j| &matches[j].secret_span)
+            .filter(|o| o.start < snip_end && o.end > snip_start)
+            .map(|o| (o.start.max(snip_start) - snip_start)..(o.end.min(snip_end) - snip_start))
+            .collect();
+        out.push(Placed {
+            rule: m.rule,
+            snippet_others,
+            secret: inner.to_vec(),
+            offset: s,
+            line,
+            column: s - line_start + 1,
+            end_line,
+            end_column,
+            snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
+            snippet,
+        });
+    }
+    out
+}
+
+/// Hex of the first 16 bytes of SHA-256 over the parts, each followed by a NUL.
+fn hash_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0u8]);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The secret fingerprint: stable across moves, rebases and squashes.
+pub fn secret_fingerprint(rule_id: &str, secret: &[u8]) -> String {
+    hash_hex(&[rule_id.as_bytes(), secret])
+}
+
+/// The location fingerprint: distinguishes the places a secret was seen.
+pub fn location_fingerprint(secret_fp: &str, path: &str, line: usize) -> String {
+    hash_hex(&[secret_fp.as_bytes(), path.as_bytes(), line.to_string().as_bytes()])
+}
+
+/// One place a secret was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Where the input came from.
+    pub provenance: Provenance,
+    /// Placement within the input.
+    pub line: usize,
+    /// 1-based byte column.
+    pub column: usize,
+    /// Last line of the secret.
+    pub end_line: usize,
+    /// Column just past the secret on `end_line`.
+    pub end_column: usize,
+    /// Byte offset of the secret in the input.
+    pub offset: usize,
+    /// Text around the secret (unredacted) and the secret's range in it.
+    pub snippet: Vec<u8>,
+    /// Range of the secret in `snippet`.
+    pub snippet_secret: Range<usize>,
+    /// Ranges of other secrets in `snippet`.
+    pub snippet_others: Vec<Range<usize>>,
+    /// hash(secret fingerprint, path, line).
+    pub fingerprint: String,
+}
+
+/// A secret found by one rule, with every place it was seen.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// Index of the rule in the scanner.
+    pub rule: usize,
+    /// The secret (never printed unless asked).
+    pub secret: Vec<u8>,
+    /// hash(rule id, secret).
+    pub fingerprint: String,
+    /// Places, ordered.
+    pub locations: Vec<Location>,
+}
+
+/// Findings deduplicated by secret fingerprint.
+#[derive(Debug, Default)]
+pub struct FindingSet {
+    index: HashMap<String, usize>,
+    findings: Vec<Finding>,
+}
+
+impl FindingSet {
+    /// Adds the placed matches of one input seen at `provenance`.
+    pub fn add(&mut self, scanner: &Scanner, provenance: &Provenance, placed: &[Placed]) {
+        for p in placed {
+            let rule_id = scanner.rule(p.rule).id();
+            let fp = secret_fingerprint(rule_id, &p.secret);
+            let location = Location {
+                provenance: provenance.clone(),
+                line: p.line,
+                column: p.column,
+                end_line: p.end_line,
+                end_column: p.end_column,
+                offset: p.offset,
+                snippet: p.snippet.clone(),
+                snippet_secret: p.snippet_secret.clone(),
+                snippet_others: p.snippet_others.clone(),
+                fingerprint: location_fingerprint(&fp, provenance.path(), p.line),
+            };
+            match self.index.get(&fp) {
+                Some(&i) => self.findings[i].locations.push(location),
+                None => {
+                    self.index.insert(fp.clone(), self.findings.len());
+                    self.findings.push(Finding {
+                        rule: p.rule,
+                        secret: p.secret.clone(),
+                        fingerprint: fp,
+                        locations: vec![location],
+                    });
+                }
+            }
+        }
+    }
+
+    /// Number of distinct findings.
+    pub fn len(&self) -> usize {
+        self.findings.len()
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// The findings in a deterministic order: locations by (path, offset), findings by their
+    /// first location, then rule.
+    pub fn into_sorted(self) -> Vec<Finding> {
+        let mut v = self.findings;
+        for f in &mut v {
+            f.locations.sort_by(|a, b| (&a.provenance, a.offset).cmp(&(&b.provenance, b.offset)));
+            f.locations.dedup_by(|a, b| a.provenance == b.provenance && a.offset == b.offset);
+        }
+        v.sort_by(|a, b| {
+            let ka = a.locations.first().map(|l| (&l.provenance, l.offset));
+            let kb = b.locations.first().map(|l| (&l.provenance, l.offset));
+            ka.cmp(&kb).then(a.rule.cmp(&b.rule))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_counts_lines_and_columns() {
+        let hay = b"a\nbb secret1 x\nc\n  secret2\n";
+        let mk = |s: usize, e: usize| Match {
+            rule: 0,
+            span: s..e,
+            secret_span: s..e,
+        };
+        let s1 = 5;
+        let s2 = hay.windows(7).rposition(|w| w == b"secret2").unwrap();
+        let placed = place(hay, &[mk(s1, s1 + 7), mk(s2, s2 + 7)]);
+        assert_eq!((placed[0].line, placed[0].column, placed[0].end_column), (2, 4, 11));
+        assert_eq!((placed[1].line, placed[1].column), (4, 3));
+        assert_eq!(&placed[0].snippet[placed[0].snippet_secret.clone()], b"secret1");
+    }
+
+    #[test]
+    fn fingerprints_ignore_location_but_locations_differ() {
+        let a = secret_fingerprint("r", b"s");
+        assert_eq!(a, secret_fingerprint("r", b"s"));
+        assert_ne!(a, secret_fingerprint("q", b"s"));
+        assert_ne!(location_fingerprint(&a, "p", 1), location_fingerprint(&a, "p", 2));
+    }
+}

@@ -1,0 +1,80 @@
+//! JSON report (`{"findings": [...]}`) and JSON lines (one finding object per line).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::ReportContext;
+use crate::findings::Finding;
+
+#[derive(Serialize)]
+struct JsonLocation<'a> {
+    path: &'a str,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+    offset: usize,
+    snippet: String,
+    fingerprint: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    rule: &'a str,
+    name: &'a str,
+    category: &'a str,
+    severity: &'a str,
+    secret: String,
+    fingerprint: &'a str,
+    locations: Vec<JsonLocation<'a>>,
+}
+
+fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
+    let rule = ctx.rule(f);
+    JsonFinding {
+        rule: &rule.spec.id,
+        name: &rule.spec.name,
+        category: &rule.spec.category,
+        severity: rule.spec.severity.as_str(),
+        secret: ctx.secret(&f.secret),
+        fingerprint: &f.fingerprint,
+        locations: f
+            .locations
+            .iter()
+            .map(|l| JsonLocation {
+                path: l.provenance.path(),
+                line: l.line,
+                column: l.column,
+                end_line: l.end_line,
+                end_column: l.end_column,
+                offset: l.offset,
+                snippet: ctx.snippet(l),
+                fingerprint: &l.fingerprint,
+            })
+            .collect(),
+    }
+}
+
+pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write, lines: bool) -> io::Result<()> {
+    if lines {
+        for f in findings {
+            serde_json::to_writer(&mut *out, &finding(ctx, f))?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        tool: &'static str,
+        version: &'static str,
+        findings: Vec<JsonFinding<'a>>,
+    }
+    let doc = Doc {
+        tool: "trawl",
+        version: env!("CARGO_PKG_VERSION"),
+        findings: findings.iter().map(|f| finding(ctx, f)).collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}

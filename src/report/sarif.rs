@@ -1,0 +1,233 @@
+//! SARIF 2.1.0: one run; the rules that fired in `tool.driver.rules`; one result per location
+//! with both fingerprints in `partialFingerprints`; snippets redacted unless asked.
+//!
+//! Kept within GitHub code scanning's upload limits: at most [`MAX_RESULTS`] results per run.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::ReportContext;
+use crate::findings::{Finding, Location};
+use crate::rules::{Rule, Severity};
+
+/// GitHub code scanning accepts at most 25,000 results per run.
+pub const MAX_RESULTS: usize = 25_000;
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Log {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: Vec<Run>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    tool: Tool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_uri_base_ids: Option<Value>,
+    results: Vec<SarifResult>,
+    column_kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    driver: Driver,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Driver {
+    name: &'static str,
+    version: &'static str,
+    semantic_version: &'static str,
+    rules: Vec<ReportingDescriptor>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportingDescriptor {
+    id: String,
+    name: String,
+    short_description: Message,
+    full_description: Message,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help_uri: Option<String>,
+    help: Message,
+    default_configuration: Value,
+    properties: Value,
+}
+
+#[derive(Serialize)]
+struct Message {
+    text: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult {
+    rule_id: String,
+    rule_index: usize,
+    level: &'static str,
+    message: Message,
+    locations: Vec<Value>,
+    partial_fingerprints: BTreeMap<&'static str, String>,
+    properties: Value,
+}
+
+fn security_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "9.5",
+        Severity::High => "8.0",
+        Severity::Medium => "5.5",
+        Severity::Low => "3.0",
+        Severity::Info => "1.0",
+    }
+}
+
+/// `huggingface.user-token` → `HuggingfaceUserToken`: SARIF wants an identifier-like name.
+fn pascal_case(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Percent-encodes a relative path as a URI reference (keeps `/` and `!` of member chains).
+pub fn uri_encode(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+fn descriptor(rule: &Rule) -> ReportingDescriptor {
+    let spec = &rule.spec;
+    let help = format!(
+        "{} ({}). Revoke or rotate the credential, then remove it from the code and its history. \
+         Category: {}.",
+        spec.name, spec.id, spec.category
+    );
+    ReportingDescriptor {
+        id: spec.id.clone(),
+        name: pascal_case(&spec.id),
+        short_description: Message { text: spec.name.clone() },
+        full_description: Message {
+            text: format!("{} leaked in source or artifacts.", spec.name),
+        },
+        help_uri: spec.references.first().cloned(),
+        help: Message { text: help },
+        default_configuration: json!({ "level": spec.severity.sarif_level() }),
+        properties: json!({
+            "tags": ["security", "secret", spec.category],
+            "precision": if spec.category == "generic" { "medium" } else { "high" },
+            "security-severity": security_severity(spec.severity),
+        }),
+    }
+}
+
+fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
+    let mut region = json!({
+        "startLine": loc.line,
+        "startColumn": loc.column,
+        "endLine": loc.end_line,
+        "endColumn": loc.end_column,
+    });
+    let snippet = ctx.snippet(loc);
+    if !snippet.is_empty() {
+        region["snippet"] = json!({ "text": snippet });
+    }
+    let mut artifact = json!({ "uri": uri_encode(loc.provenance.path()) });
+    if ctx.root_uri.is_some() {
+        artifact["uriBaseId"] = json!("%SRCROOT%");
+    }
+    json!({ "physicalLocation": { "artifactLocation": artifact, "region": region } })
+}
+
+pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+    // Rules that fired, in id order, with their index.
+    let mut fired: Vec<usize> = findings.iter().map(|f| f.rule).collect();
+    fired.sort_by(|a, b| ctx.scanner.rule(*a).id().cmp(ctx.scanner.rule(*b).id()));
+    fired.dedup();
+    let index_of = |rule: usize| fired.iter().position(|&r| r == rule).unwrap_or(0);
+    let rules = fired.iter().map(|&r| descriptor(ctx.scanner.rule(r))).collect();
+
+    let mut results = Vec::new();
+    'outer: for f in findings {
+        let rule = ctx.rule(f);
+        let secret = ctx.secret(&f.secret);
+        for loc in &f.locations {
+            if results.len() >= MAX_RESULTS {
+                break 'outer;
+            }
+            let mut fps = BTreeMap::new();
+            fps.insert("secretFingerprint/v1", f.fingerprint.clone());
+            fps.insert("locationFingerprint/v1", loc.fingerprint.clone());
+            results.push(SarifResult {
+                rule_id: rule.spec.id.clone(),
+                rule_index: index_of(f.rule),
+                level: rule.spec.severity.sarif_level(),
+                message: Message {
+                    text: format!("{} found: {secret}", rule.spec.name),
+                },
+                locations: vec![location(ctx, loc)],
+                partial_fingerprints: fps,
+                properties: json!({
+                    "severity": rule.spec.severity.as_str(),
+                    "category": rule.spec.category,
+                    "locationsOfSecret": f.locations.len(),
+                }),
+            });
+        }
+    }
+    let log = Log {
+        schema: SCHEMA,
+        version: "2.1.0",
+        runs: vec![Run {
+            tool: Tool {
+                driver: Driver {
+                    name: "trawl",
+                    version: env!("CARGO_PKG_VERSION"),
+                    semantic_version: env!("CARGO_PKG_VERSION"),
+                    rules,
+                },
+            },
+            original_uri_base_ids: ctx
+                .root_uri
+                .as_ref()
+                .map(|u| json!({ "%SRCROOT%": { "uri": u } })),
+            results,
+            column_kind: "utf16CodeUnits",
+        }],
+    };
+    serde_json::to_writer_pretty(&mut *out, &log)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_uris() {
+        assert_eq!(pascal_case("huggingface.user-token"), "HuggingfaceUserToken");
+        assert_eq!(uri_encode("a b/c!d.py"), "a%20b/c!d.py");
+    }
+}

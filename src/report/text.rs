@@ -1,0 +1,54 @@
+//! Human-readable report: one block per finding, most severe first, coloured on a terminal.
+
+use std::io::{self, Write};
+
+use super::ReportContext;
+use crate::findings::Finding;
+use crate::rules::Severity;
+
+/// Locations printed per finding before "and N more".
+const MAX_LOCATIONS: usize = 10;
+
+fn paint(ctx: &ReportContext<'_>, code: &str, s: &str) -> String {
+    if ctx.color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn severity_colour(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    }
+}
+
+pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+    let mut order: Vec<&Finding> = findings.iter().collect();
+    order.sort_by_key(|f| std::cmp::Reverse(ctx.rule(f).spec.severity));
+    for f in order {
+        let rule = ctx.rule(f);
+        let sev = rule.spec.severity;
+        writeln!(
+            out,
+            "{} {} {}",
+            paint(ctx, severity_colour(sev), &format!("{:<8}", sev.as_str().to_uppercase())),
+            paint(ctx, "1", &rule.spec.id),
+            rule.spec.name,
+        )?;
+        writeln!(out, "         secret: {}", paint(ctx, "35", &ctx.secret(&f.secret)))?;
+        for loc in f.locations.iter().take(MAX_LOCATIONS) {
+            let place = format!("{}:{}:{}", loc.provenance.path(), loc.line, loc.column);
+            writeln!(out, "         at {}  {}", paint(ctx, "32", &place), paint(ctx, "2", &ctx.snippet(loc)))?;
+        }
+        if f.locations.len() > MAX_LOCATIONS {
+            writeln!(out, "         ... and {} more locations", f.locations.len() - MAX_LOCATIONS)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Regex macros shared by rule files (documented in `rules/README.md`).
+//!
+//! `{{assign}}` is everything between a key name and its value in the notations people write
+//! configuration in; `{{end}}` is the end of a value. Keeping them in one place means every
+//! keyword-context rule understands the same notations.
+
+/// Between a key and its value: closing quote or bracket of the key, an operator (`=`, `:`,
+/// `:=`, `=>`, `==`, `||=`, `??=`, a typed declaration `: T =`, a flag's space, a call's `(`, an
+/// argument list's `,`, an XML `>`), an optional `Bearer`/`Token`/`Basic` scheme, and an optional
+/// opening quote with a string prefix.
+pub const ASSIGN: &str = concat!(
+    r#"(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4})?"#,
+    r#"(?:=|:=|=>|\|\|=|\?\?=|==)|:|[ \t]|,|>|\()[ \t\r\n]{0,6}"#,
+    r#"(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?)"#,
+);
+
+/// The end of a value: a quote, white space, a separator, a backslash escape or end of input.
+pub const END: &str = r#"(?:[\x60"'\s,;)\]}<&]|\\[nrt"']|$)"#;
+
+/// Expands the macros in a rule regex.
+pub fn expand(pattern: &str) -> String {
+    pattern.replace("{{assign}}", ASSIGN).replace("{{end}}", END)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex_automata::meta::Regex;
+    use regex_automata::util::syntax;
+
+    fn re() -> Regex {
+        let pat = expand(r"(?i:api[_-]?key){{assign}}(?P<secret>[A-Za-z0-9]{16}){{end}}");
+        Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(&pat)
+            .unwrap()
+    }
+
+    #[test]
+    fn assign_understands_common_notations() {
+        let re = re();
+        let v = "Zq3xW9pLm2Rt7YvB";
+        let cases = [
+            format!("API_KEY={v}"),
+            format!("export API_KEY=\"{v}\""),
+            format!("api_key = '{v}'"),
+            format!("api_key: {v}"),
+            format!("\"api_key\": \"{v}\""),
+            format!("'api_key' => '{v}',"),
+            format!("apiKey := \"{v}\""),
+            format!("const API_KEY: string = \"{v}\";"),
+            format!("api_key: str = \"{v}\""),
+            format!("--api-key {v}"),
+            format!("--api-key={v}"),
+            format!("client.login(api_key=\"{v}\")"),
+            format!("X-Api-Key: {v}"),
+            format!("setApiKey(\"{v}\")"),
+            format!("config[\"api_key\"] = \"{v}\""),
+            format!("setenv(\"API_KEY\", \"{v}\")"),
+            format!("<apiKey>{v}</apiKey>"),
+            format!("api_key = r\"{v}\""),
+            format!("apiKey ||= '{v}'"),
+            format!("api_key = \"{v}\"\\n"),
+            format!("api-key: Bearer {v}"),
+        ];
+        for c in &cases {
+            assert!(re.is_match(c.as_bytes()), "no match in {c}");
+        }
+    }
+
+    #[test]
+    fn end_rejects_longer_values() {
+        let re = re();
+        assert!(!re.is_match(b"api_key=Zq3xW9pLm2Rt7YvBx"));
+    }
+}

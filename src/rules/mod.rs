@@ -1,0 +1,341 @@
+//! Rules: the rule-file syntax (TOML, serde), compilation into regexes and a keyword table,
+//! the built-in rule list, and the checks that run each rule's examples through a scanner.
+//!
+//! Contract: a [`RuleSet`] is immutable once built; rule ids are unique; every rule's regex is
+//! compiled in byte mode (ASCII `\w`, `\b`), with the secret in the capture group `secret`.
+
+mod builtin;
+mod check;
+mod macros;
+
+pub use builtin::BUILTIN_RULE_FILES;
+pub use check::{check_rules, RuleCheckFailure};
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use serde::{Deserialize, Serialize};
+
+/// How bad a leak of this kind is. Ordered from least to most severe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing, not a secret on its own.
+    Info,
+    /// An identifier or a low-impact credential.
+    Low,
+    /// A credential found by context (keyword rules, generic assignments).
+    Medium,
+    /// A credential with a distinctive format.
+    High,
+    /// Root-level cloud credentials and private keys.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used in rule files, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The SARIF `level` for this severity.
+    pub fn sarif_level(self) -> &'static str {
+        match self {
+            Severity::Critical | Severity::High => "error",
+            Severity::Medium => "warning",
+            Severity::Low | Severity::Info => "note",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(Severity::Info),
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(format!(
+                "unknown severity `{s}` (expected critical, high, medium, low or info)"
+            )),
+        }
+    }
+}
+
+/// An offline check of a candidate secret's structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Validator {
+    /// GitHub/npm tokens: the last 6 characters are the base62 CRC32 of the random part.
+    GithubChecksum,
+    /// Three base64url parts, the first two JSON objects, the header naming `alg`.
+    Jwt,
+    /// A PEM block with matching BEGIN/END labels and a base64 body.
+    Pem,
+    /// Base64 (standard or URL-safe) of a JSON object.
+    Base64Json,
+}
+
+/// The categories a rule may name.
+pub const CATEGORIES: &[&str] = &[
+    "ai.model-api",
+    "ai.model-registry",
+    "ai.vector-db",
+    "ai.experiment-tracker",
+    "ai.data-platform",
+    "cloud",
+    "vcs",
+    "ci",
+    "package-registry",
+    "container-registry",
+    "messaging",
+    "payments",
+    "saas",
+    "monitoring",
+    "database",
+    "private-key",
+    "jwt",
+    "generic",
+];
+
+/// A rule file as written: `[[rules]]` entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// The rules of the file.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One rule as written in a rule file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Stable dotted id, e.g. `huggingface.user-token`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// One of [`CATEGORIES`].
+    pub category: String,
+    /// How bad a leak is.
+    pub severity: Severity,
+    /// The pattern; the secret is the group `secret` (the whole match when absent).
+    pub regex: String,
+    /// Lowercase keywords; the regex runs only near them.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Minimum Shannon entropy (bits per byte) of the secret.
+    pub entropy: Option<f64>,
+    /// Offline structural check of the secret.
+    pub validate: Option<Validator>,
+    /// Bytes after a keyword hit that the regex may reach (default 512).
+    pub window: Option<usize>,
+    /// Documentation of the token format.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Inputs that must produce a finding of this rule.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// Inputs that must not produce a finding of this rule.
+    #[serde(default)]
+    pub negative_examples: Vec<String>,
+    /// Secrets to drop.
+    #[serde(default)]
+    pub allowlist: AllowlistSpec,
+}
+
+/// A rule's allowlist as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowlistSpec {
+    /// A secret matching any of these is dropped.
+    #[serde(default)]
+    pub regexes: Vec<String>,
+    /// A secret containing any of these (ASCII case-insensitively) is dropped.
+    #[serde(default)]
+    pub stopwords: Vec<String>,
+}
+
+/// Bytes before a keyword hit that a rule's regex may start at.
+pub const WINDOW_BEFORE: usize = 256;
+/// Default bytes after a keyword hit that a rule's regex may reach.
+pub const WINDOW_AFTER: usize = 512;
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule as written.
+    pub spec: RuleSpec,
+    /// Where the rule came from (built-in file name or a path).
+    pub origin: String,
+    pub(crate) regex: meta::Regex,
+    /// Index of the `secret` capture group (0 = whole match).
+    pub(crate) secret_group: usize,
+    pub(crate) allow_regexes: Vec<meta::Regex>,
+    pub(crate) stopwords: Vec<Vec<u8>>,
+    pub(crate) window_after: usize,
+}
+
+impl Rule {
+    /// The rule id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// Whether a candidate secret is dropped by this rule's allowlist.
+    pub(crate) fn allowlisted(&self, secret: &[u8]) -> bool {
+        self.allow_regexes.iter().any(|re| re.is_match(secret))
+            || self
+                .stopwords
+                .iter()
+                .any(|w| contains_ignore_ascii_case(secret, w))
+    }
+}
+
+/// ASCII case-insensitive substring test; `needle` must already be lowercase.
+pub(crate) fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.len() > hay.len() {
+        return false;
+    }
+    hay.windows(needle.len())
+        .any(|w| w.iter().zip(needle).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// Compiles a rule regex (after macro expansion) in byte mode.
+pub fn compile_regex(pattern: &str) -> Result<meta::Regex> {
+    let expanded = macros::expand(pattern);
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(meta::Config::new().utf8_empty(false).nfa_size_limit(Some(20 << 20)))
+        .build(&expanded)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+impl Rule {
+    /// Compiles and lints one rule.
+    pub fn compile(spec: RuleSpec, origin: &str) -> Result<Rule> {
+        let ctx = || format!("rule `{}` ({origin})", spec.id);
+        if spec.id.is_empty() || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+            bail!("{}: id must be lowercase letters, digits, `.`, `_` or `-`", ctx());
+        }
+        if !CATEGORIES.contains(&spec.category.as_str()) {
+            bail!("{}: unknown category `{}`", ctx(), spec.category);
+        }
+        for k in &spec.keywords {
+            if k.len() < 2 {
+                bail!("{}: keyword `{k}` is shorter than 2 bytes", ctx());
+            }
+            if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                bail!("{}: keyword `{k}` must be lowercase", ctx());
+            }
+        }
+        let regex = compile_regex(&spec.regex).with_context(|| format!("{}: bad regex", ctx()))?;
+        let secret_group = regex
+            .group_info()
+            .to_index(regex_automata::PatternID::ZERO, "secret")
+            .unwrap_or(0);
+        let allow_regexes = spec
+            .allowlist
+            .regexes
+            .iter()
+            .map(|r| compile_regex(r).with_context(|| format!("{}: bad allowlist regex", ctx())))
+            .collect::<Result<Vec<_>>>()?;
+        let stopwords = spec
+            .allowlist
+            .stopwords
+            .iter()
+            .map(|w| w.to_ascii_lowercase().into_bytes())
+            .collect();
+        let window_after = spec.window.unwrap_or(WINDOW_AFTER).clamp(16, 1 << 20);
+        Ok(Rule {
+            origin: origin.to_string(),
+            regex,
+            secret_group,
+            allow_regexes,
+            stopwords,
+            window_after,
+            spec,
+        })
+    }
+}
+
+/// An ordered, id-unique collection of compiled rules.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The built-in rules, compiled.
+    pub fn builtin() -> Result<RuleSet> {
+        let mut set = RuleSet::default();
+        for (name, text) in BUILTIN_RULE_FILES {
+            set.add_toml(text, name)?;
+        }
+        Ok(set)
+    }
+
+    /// Parses a rule file's text and adds its rules.
+    pub fn add_toml(&mut self, text: &str, origin: &str) -> Result<()> {
+        let file: RuleFile = toml::from_str(text).with_context(|| format!("{origin}: invalid rule file"))?;
+        for spec in file.rules {
+            self.add(Rule::compile(spec, origin)?)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a compiled rule; ids must be unique.
+    pub fn add(&mut self, rule: Rule) -> Result<()> {
+        if self.rules.iter().any(|r| r.spec.id == rule.spec.id) {
+            bail!("{}: duplicate rule id `{}`", rule.origin, rule.spec.id);
+        }
+        self.rules.push(rule);
+        Ok(())
+    }
+
+    /// Keeps only the rules `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Rule) -> bool) {
+        self.rules.retain(keep);
+    }
+
+    /// The rules in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Ids of all rules.
+    pub fn ids(&self) -> HashSet<&str> {
+        self.rules.iter().map(|r| r.spec.id.as_str()).collect()
+    }
+}

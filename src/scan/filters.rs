@@ -1,0 +1,266 @@
+//! Secret checks after a regex match: entropy, offline validators, the global placeholder
+//! filter and base64 `data:` URI detection.
+
+use base64::Engine;
+
+use crate::rules::{contains_ignore_ascii_case, Validator};
+
+/// Shannon entropy of `s` in bits per byte.
+pub fn shannon_entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let len = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Runs an offline validator on a candidate secret.
+pub fn validate(v: Validator, secret: &[u8]) -> bool {
+    match v {
+        Validator::GithubChecksum => github_checksum(secret),
+        Validator::Jwt => jwt(secret),
+        Validator::Pem => pem(secret),
+        Validator::Base64Json => decode_base64_any(secret)
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .is_some_and(|v| v.is_object()),
+    }
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn base62_value(b: u8) -> Option<u64> {
+    BASE62.iter().position(|&c| c == b).map(|p| p as u64)
+}
+
+/// GitHub's token format: `<prefix>_<random><checksum>`, where the checksum is the last six
+/// characters, the base62 encoding of the CRC32 of the random part.
+pub fn github_checksum(secret: &[u8]) -> bool {
+    let body = match secret.iter().rposition(|&b| b == b'_') {
+        Some(i) => &secret[i + 1..],
+        None => secret,
+    };
+    if body.len() <= 6 || !body.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let (random, check) = body.split_at(body.len() - 6);
+    let mut value = 0u64;
+    for &b in check {
+        match base62_value(b) {
+            Some(d) => value = value * 62 + d,
+            None => return false,
+        }
+    }
+    value == u64::from(crc32fast::hash(random))
+}
+
+fn decode_base64_any(s: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+}
+
+fn jwt(secret: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = secret.split(|&b| b == b'.').collect();
+    if parts.len() != 3 {
+        return false;
+    }
+    let mut objects = parts[..2].iter().map(|p| {
+        decode_base64_any(p).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+    });
+    let header = objects.next().flatten();
+    let payload = objects.next().flatten();
+    matches!((header, payload), (Some(h), Some(p)) if h.get("alg").is_some() && p.is_object())
+}
+
+fn pem(secret: &[u8]) -> bool {
+    let text = match std::str::from_utf8(secret) {
+        Ok(t) => t.trim(),
+        Err(_) => return false,
+    };
+    let Some(rest) = text.strip_prefix("-----BEGIN ") else {
+        return false;
+    };
+    let Some(label_end) = rest.find("-----") else {
+        return false;
+    };
+    let label = &rest[..label_end];
+    let end_marker = format!("-----END {label}-----");
+    let Some(body) = rest[label_end + 5..].strip_suffix(end_marker.as_str()) else {
+        return false;
+    };
+    let mut base64_len = 0;
+    for line in body.lines().map(str::trim) {
+        // Armor headers (`Proc-Type:`, `DEK-Info:`, `Version:`) and PGP checksums (`=abcd`).
+        if line.is_empty() || line.contains(':') || (line.starts_with('=') && line.len() <= 5) {
+            continue;
+        }
+        if !line.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+            return false;
+        }
+        base64_len += line.len();
+    }
+    base64_len >= 64
+}
+
+const PLACEHOLDER_WORDS: &[&[u8]] = &[
+    b"example",
+    b"xxxx",
+    b"****",
+    b"...",
+    "\u{2026}".as_bytes(),
+    b"<",
+    b">",
+    b"${",
+    b"{{",
+    b"%(",
+    b"$(",
+    b"your_",
+    b"your-",
+    b"yourkey",
+    b"placeholder",
+    b"changeme",
+    b"redacted",
+    b"dummy",
+    b"insert",
+    b"replace_me",
+    b"sample",
+    b"notreal",
+    b"fake_",
+];
+
+/// Secrets longer than this are structured blobs (PEM bodies, JWTs) where runs of a character
+/// are normal, so the run checks do not apply to them.
+const RUN_CHECK_MAX_LEN: usize = 128;
+
+/// Whether a candidate secret is a documented example, a template or a redacted value.
+pub fn is_placeholder(secret: &[u8]) -> bool {
+    if PLACEHOLDER_WORDS.iter().any(|w| contains_ignore_ascii_case(secret, w)) {
+        return true;
+    }
+    if secret.len() > RUN_CHECK_MAX_LEN {
+        return false;
+    }
+    let mut seen = [false; 256];
+    let mut distinct = 0;
+    for &b in secret {
+        if !seen[b as usize] {
+            seen[b as usize] = true;
+            distinct += 1;
+        }
+    }
+    if distinct <= 1 || (secret.len() > 8 && distinct < 4) {
+        return true;
+    }
+    let (mut same, mut ascending) = (1, 1);
+    for w in secret.windows(2) {
+        same = if w[1] == w[0] { same + 1 } else { 1 };
+        ascending = if w[1] == w[0].wrapping_add(1) && w[0].is_ascii_alphanumeric() {
+            ascending + 1
+        } else {
+            1
+        };
+        if same >= 6 || ascending >= 6 {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+/// If `at` lies inside the payload of a base64 `data:` URI, returns the payload's byte range.
+pub fn data_uri_span(hay: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut start = at;
+    while start > 0 && is_base64_byte(hay[start - 1]) {
+        start -= 1;
+    }
+    const MARKER: &[u8] = b";base64,";
+    if start < MARKER.len() || &hay[start - MARKER.len()..start] != MARKER {
+        return None;
+    }
+    // `data:<mime>;base64,` with a short MIME type before the marker.
+    let head_from = start.saturating_sub(MARKER.len() + 128);
+    let head = &hay[head_from..start - MARKER.len()];
+    let data = memchr::memmem::rfind(head, b"data:")?;
+    if !head[data + 5..]
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"/+.-;=".contains(&b))
+    {
+        return None;
+    }
+    let mut end = at;
+    while end < hay.len() && is_base64_byte(hay[end]) {
+        end += 1;
+    }
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_of_known_strings() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn github_checksum_accepts_valid_and_rejects_changed() {
+        // A random 30-character body with its CRC32 appended in base62.
+        let body = b"Zq3xW9pLm2Rt7YvBn4Kc8Hd1Jf6Gs0";
+        let mut crc = u64::from(crc32fast::hash(body));
+        let mut check = [b'0'; 6];
+        for slot in check.iter_mut().rev() {
+            *slot = BASE62[(crc % 62) as usize];
+            crc /= 62;
+        }
+        let token = [b"ghp_".as_slice(), body, &check].concat();
+        assert!(github_checksum(&token));
+        let mut bad = token.clone();
+        bad[10] = if bad[10] == b'a' { b'b' } else { b'a' };
+        assert!(!github_checksum(&bad));
+    }
+
+    #[test]
+    fn placeholders() {
+        assert!(is_placeholder(b"AKIAIOSFODNN7EXAMPLE"));
+        assert!(is_placeholder(b"sk-...abcd"));
+        assert!(is_placeholder(b"aaaaaaaaaaaaaaaa"));
+        assert!(is_placeholder(b"abcabcabcabcabc"));
+        assert!(is_placeholder(b"key123456789"));
+        assert!(is_placeholder(b"<your-key>"));
+        assert!(!is_placeholder(b"Zq3xW9pLm2Rt7YvB"));
+    }
+
+    #[test]
+    fn data_uri() {
+        let hay = b"<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB\">";
+        let at = memchr::memmem::find(hay, b"AAAAEAAA").unwrap();
+        assert!(data_uri_span(hay, at).is_some());
+        assert!(data_uri_span(b"token=iVBORw0KGgoAAAANSUhEUg", 8).is_none());
+    }
+
+    #[test]
+    fn pem_framing() {
+        let body = "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n";
+        let good = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----");
+        assert!(pem(good.as_bytes()));
+        let bad = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END EC PRIVATE KEY-----");
+        assert!(!pem(bad.as_bytes()));
+    }
+}
