@@ -1,1 +1,9 @@
+//! trawl's integration tests: one binary, one module per area.
 
+mod util;
+
+mod cli;
+mod engine;
+mod hostile;
+mod output;
+mod rules_catalogue;

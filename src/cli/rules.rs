@@ -19,11 +19,11 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a rule file: it compiles, and its examples are (and negative examples are not)
-    /// reported by the full scanner, built-in rules included.
+    /// Check rule files: they compile, and their examples are (and negative examples are
+    /// not) reported by the full scanner, built-in rules included. Without files, checks the
+    /// built-in rules.
     Check {
         /// Rule files in trawl's format.
-        #[arg(required = true)]
         files: Vec<PathBuf>,
     },
 }
@@ -86,7 +86,9 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
         .iter()
         .filter(|r| origins.contains(&r.origin))
         .count();
-    let failures = check_rules(&scanner, |r| origins.contains(&r.origin));
+    let selected = |r: &crate::rules::Rule| files.is_empty() || origins.contains(&r.origin);
+    let checked = if files.is_empty() { scanner.rules().len() } else { checked };
+    let failures = check_rules(&scanner, selected);
     for f in &failures {
         eprintln!("{}: {}", f.rule, f.message);
     }

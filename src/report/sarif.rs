@@ -154,10 +154,14 @@ fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
     if !snippet.is_empty() {
         region["snippet"] = json!({ "text": snippet });
     }
-    let mut artifact = json!({ "uri": uri_encode(loc.provenance.path()) });
-    if ctx.root_uri.is_some() {
-        artifact["uriBaseId"] = json!("%SRCROOT%");
-    }
+    let path = loc.provenance.path();
+    let artifact = if path.starts_with('/') {
+        json!({ "uri": format!("file://{}", uri_encode(path)) })
+    } else if ctx.root_uri.is_some() {
+        json!({ "uri": uri_encode(path), "uriBaseId": "%SRCROOT%" })
+    } else {
+        json!({ "uri": uri_encode(path) })
+    };
     json!({ "physicalLocation": { "artifactLocation": artifact, "region": region } })
 }
 

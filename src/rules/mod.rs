@@ -200,6 +200,11 @@ impl Rule {
         &self.spec.id
     }
 
+    /// Whether the rule is a generic (keyword and entropy) rule, which yields to specific ones.
+    pub fn is_generic(&self) -> bool {
+        self.spec.category == "generic"
+    }
+
     /// Whether a candidate secret is dropped by this rule's allowlist.
     pub(crate) fn allowlisted(&self, secret: &[u8]) -> bool {
         self.allow_regexes.iter().any(|re| re.is_match(secret))
@@ -222,12 +227,21 @@ pub(crate) fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.iter().zip(needle).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
+/// Lazy-DFA cache per rule per thread. Rules × threads × this bounds the regex memory; most
+/// caches stay far smaller because windows are short.
+const HYBRID_CACHE_BYTES: usize = 1 << 20;
+
 /// Compiles a rule regex (after macro expansion) in byte mode.
 pub fn compile_regex(pattern: &str) -> Result<meta::Regex> {
     let expanded = macros::expand(pattern);
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
-        .configure(meta::Config::new().utf8_empty(false).nfa_size_limit(Some(20 << 20)))
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(20 << 20))
+                .hybrid_cache_capacity(HYBRID_CACHE_BYTES),
+        )
         .build(&expanded)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -85,9 +85,16 @@ fn jwt(secret: &[u8]) -> bool {
 }
 
 fn pem(secret: &[u8]) -> bool {
-    let text = match std::str::from_utf8(secret) {
-        Ok(t) => t.trim(),
-        Err(_) => return false,
+    let Ok(text) = std::str::from_utf8(secret) else {
+        return false;
+    };
+    // Keys embedded in JSON, YAML or code strings carry escaped line breaks.
+    let unescaped;
+    let text = if text.contains("\\n") {
+        unescaped = text.replace("\\r\\n", "\n").replace("\\n", "\n");
+        unescaped.trim()
+    } else {
+        text.trim()
     };
     let Some(rest) = text.strip_prefix("-----BEGIN ") else {
         return false;
@@ -262,5 +269,7 @@ mod tests {
         assert!(pem(good.as_bytes()));
         let bad = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END EC PRIVATE KEY-----");
         assert!(!pem(bad.as_bytes()));
+        let escaped = good.replace('\n', "\\n");
+        assert!(pem(escaped.as_bytes()));
     }
 }

@@ -38,8 +38,11 @@ pub struct Match {
 pub struct Scanner {
     rules: RuleSet,
     keywords: AhoCorasick,
-    /// For each keyword pattern, the rules that listed it.
+    /// For each keyword pattern, the rules to run when it is reported: its own, and those of
+    /// every keyword that a report of it can hide (see [`keyword_closure`]).
     keyword_rules: Vec<Vec<usize>>,
+    /// Extra bytes after a hit for keywords reached through the closure.
+    keyword_pad: usize,
     /// Rules without keywords: they run on whole inputs.
     unkeyworded: Vec<usize>,
     generic: Vec<bool>,
@@ -69,21 +72,26 @@ impl Scanner {
                 }
             }
         }
+        let keyword_rules = keyword_closure(&patterns, &keyword_rules);
+        let keyword_pad = patterns.iter().map(String::len).max().unwrap_or(0);
+        // Leftmost-longest, non-overlapping: much faster than reporting every overlapping
+        // occurrence; the closure above restores the occurrences a report hides.
         let keywords = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .context("building the keyword automaton")?;
         let generic = rules
             .rules()
             .iter()
-            .map(|r| r.spec.category == "generic")
+            .map(Rule::is_generic)
             .collect();
         Ok(Scanner {
             rules,
             keywords,
             keyword_rules,
+            keyword_pad,
             unkeyworded,
             generic,
         })
@@ -134,8 +142,7 @@ impl Worker<'_> {
     pub fn scan(&mut self, hay: &[u8]) -> Vec<Match> {
         let scanner = self.scanner;
         self.collect_windows(hay);
-        let mut out = Vec::new();
-        let mut data_uri: Option<(usize, usize)> = None;
+        let mut found = Found::default();
         let touched = std::mem::take(&mut self.touched);
         for &r in &touched {
             let windows = std::mem::take(&mut self.windows[r]);
@@ -145,7 +152,7 @@ impl Worker<'_> {
                 caps: rule.regex.create_captures(),
             });
             for &(ws, we) in &windows {
-                confirm_window(rule, r, hay, ws..we, scratch, &mut data_uri, &mut out);
+                confirm_window(rule, r, hay, ws..we, scratch, &mut found);
             }
             let mut windows = windows;
             windows.clear();
@@ -153,8 +160,9 @@ impl Worker<'_> {
         }
         self.touched = touched;
         self.touched.clear();
-        resolve_overlaps(&scanner.generic, &mut out);
-        out
+        let Found { mut matches, claims, .. } = found;
+        resolve_overlaps(&scanner.generic, &mut matches, claims);
+        matches
     }
 
     fn collect_windows(&mut self, hay: &[u8]) {
@@ -163,10 +171,12 @@ impl Worker<'_> {
             self.windows[r].push((0, hay.len()));
             self.touched.push(r);
         }
-        for hit in scanner.keywords.find_overlapping_iter(hay) {
+        for hit in scanner.keywords.find_iter(hay) {
             for &r in &scanner.keyword_rules[hit.pattern().as_usize()] {
                 let ws = hit.start().saturating_sub(WINDOW_BEFORE);
-                let we = hit.end().saturating_add(scanner.rule(r).window_after).min(hay.len());
+                let we = (hit.end() + scanner.keyword_pad)
+                    .saturating_add(scanner.rule(r).window_after)
+                    .min(hay.len());
                 let list = &mut self.windows[r];
                 match list.last_mut() {
                     Some(last) if ws <= last.1 + WINDOW_MERGE_GAP => {
@@ -184,14 +194,46 @@ impl Worker<'_> {
     }
 }
 
+/// Keyword occurrences a leftmost-longest report of `k` can hide: keywords inside `k`, and
+/// keywords that start inside `k` and run past its end (a proper suffix of `k` is a proper
+/// prefix of theirs). A report of `k` therefore stands for all of them, and runs their rules.
+fn keyword_closure(patterns: &[String], rules: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    patterns
+        .iter()
+        .map(|k| {
+            let mut out: Vec<usize> = Vec::new();
+            for (j, other) in patterns.iter().enumerate() {
+                let inside = k.contains(other.as_str());
+                let overlaps = (1..k.len().min(other.len()))
+                    .any(|n| k.is_char_boundary(k.len() - n) && other.is_char_boundary(n) && k[k.len() - n..] == other[..n]);
+                if inside || overlaps {
+                    out.extend(&rules[j]);
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            out
+        })
+        .collect()
+}
+
+/// What one input's windows yielded so far.
+#[derive(Default)]
+struct Found {
+    matches: Vec<Match>,
+    /// Secret spans of specific rules whose validator rejected them.
+    claims: Vec<Range<usize>>,
+    /// The last base64 `data:` URI payload seen, so a long one is walked once.
+    data_uri: Option<(usize, usize)>,
+}
+
 fn confirm_window(
     rule: &Rule,
     rule_index: usize,
     hay: &[u8],
     window: Range<usize>,
     scratch: &mut RuleScratch,
-    data_uri: &mut Option<(usize, usize)>,
-    out: &mut Vec<Match>,
+    found: &mut Found,
 ) {
     let mut input = Input::new(hay).range(window.clone());
     loop {
@@ -206,12 +248,16 @@ fn confirm_window(
             .get_group(rule.secret_group)
             .map(|s| s.range())
             .unwrap_or_else(|| span.clone());
-        if confirm_secret(rule, hay, &secret_span, data_uri) {
-            out.push(Match {
+        match confirm_secret(rule, hay, &secret_span, &mut found.data_uri) {
+            Verdict::Confirmed => found.matches.push(Match {
                 rule: rule_index,
                 span: span.clone(),
                 secret_span,
-            });
+            }),
+            // The shape of a specific token whose checksum or structure is wrong: not a
+            // secret, and not one for generic rules either.
+            Verdict::Invalid if !rule.is_generic() => found.claims.push(secret_span),
+            Verdict::Invalid | Verdict::Dropped => {}
         }
         let next = if span.end > span.start { span.end } else { span.end + 1 };
         if next >= window.end {
@@ -221,48 +267,78 @@ fn confirm_window(
     }
 }
 
+/// What the checks after a regex match decided.
+enum Verdict {
+    /// A secret.
+    Confirmed,
+    /// Failed the rule's validator (checksum, structure).
+    Invalid,
+    /// Low entropy, a placeholder, allowlisted, or inside a data: URI.
+    Dropped,
+}
+
 fn confirm_secret(
     rule: &Rule,
     hay: &[u8],
     secret_span: &Range<usize>,
     data_uri: &mut Option<(usize, usize)>,
-) -> bool {
+) -> Verdict {
     let secret = &hay[secret_span.clone()];
     if secret.is_empty() {
-        return false;
+        return Verdict::Dropped;
     }
     if let Some(min) = rule.spec.entropy {
         if filters::shannon_entropy(secret) < min {
-            return false;
+            return Verdict::Dropped;
         }
     }
     if let Some(v) = rule.spec.validate {
         if !filters::validate(v, secret) {
-            return false;
+            return Verdict::Invalid;
         }
     }
     if filters::is_placeholder(secret) || rule.allowlisted(secret) {
-        return false;
+        return Verdict::Dropped;
     }
     // Inside an image embedded as a data: URI? The span is remembered so that a long
     // payload is walked once, however many candidates it holds.
     let at = secret_span.start;
     if let Some((s, e)) = *data_uri {
         if at >= s && at < e {
-            return false;
+            return Verdict::Dropped;
         }
     }
     if let Some(span) = filters::data_uri_span(hay, at) {
         *data_uri = Some(span);
-        return false;
+        return Verdict::Dropped;
     }
-    true
+    Verdict::Confirmed
 }
 
 /// Orders matches by position and drops redundant ones: a generic-rule secret that overlaps a
 /// specific rule's secret, and, among rules reporting the same secret span, all but the one with
 /// the longest match (the one that saw the most context).
-fn resolve_overlaps(generic: &[bool], matches: &mut Vec<Match>) {
+///
+/// `claims` are secret spans that a specific rule's regex matched but its validator rejected:
+/// generic matches overlapping them are dropped too.
+fn resolve_overlaps(generic: &[bool], matches: &mut Vec<Match>, mut claims: Vec<Range<usize>>) {
+    if !claims.is_empty() {
+        // Sorted by start with a running maximum of ends: one binary search per match.
+        claims.sort_by_key(|c| c.start);
+        let mut max_end = Vec::with_capacity(claims.len());
+        let mut m = 0;
+        for c in &claims {
+            m = m.max(c.end);
+            max_end.push(m);
+        }
+        matches.retain(|mt| {
+            if !generic[mt.rule] {
+                return true;
+            }
+            let i = claims.partition_point(|c| c.start < mt.secret_span.end);
+            !(i > 0 && max_end[i - 1] > mt.secret_span.start)
+        });
+    }
     if matches.len() < 2 {
         return;
     }

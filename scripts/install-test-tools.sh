@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain, pinned, into .tools/:
+#   - the official SARIF validator, @microsoft/sarif-multitool (npm)
+# Reruns are cheap: an installed, matching version is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SARIF_MULTITOOL_VERSION=5.7.0
+mkdir -p .tools
+have=$(cat .tools/sarif-multitool.version 2>/dev/null || true)
+if [ "$have" != "$SARIF_MULTITOOL_VERSION" ] || [ ! -x .tools/node_modules/.bin/sarif-multitool ]; then
+  npm install --silent --no-audit --no-fund --prefix .tools "@microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION" >/dev/null
+  # npm 11 does not run the package's postinstall, which only sets this bit.
+  chmod u+x .tools/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+  echo "$SARIF_MULTITOOL_VERSION" > .tools/sarif-multitool.version
+fi

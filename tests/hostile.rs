@@ -1,0 +1,109 @@
+//! Bad input: unreadable files, invalid UTF-8, a huge single-line file, symlink loops, empty
+//! files. Each gets a warning where something could not be scanned; other findings are still
+//! reported, the exit code is unaffected by the warnings and memory stays bounded.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::util::{is_root, stderr, stdout, trawl, trawl_measured, Fake, Tree, BIN};
+
+fn finding_paths(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let mut p: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["locations"].as_array().unwrap().iter())
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn unreadable_file_is_a_warning_and_the_scan_goes_on() {
+    let t = Tree::new();
+    let mut f = Fake::new(21);
+    t.write("ok.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    let locked = t.write("locked.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(t.path().join("ok.env"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let root = t.path().to_str().unwrap();
+    // Root reads everything: drop to `nobody` so the permission bits count.
+    let o = if is_root() {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "scan", root, "-f", "json"])
+            .output()
+            .expect("setpriv runs")
+    } else {
+        trawl(["scan", root, "-f", "json"])
+    };
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("locked.env"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    assert_eq!(finding_paths(&stdout(&o)), ["ok.env"]);
+}
+
+#[test]
+fn invalid_utf8_and_empty_files_are_scanned_as_bytes() {
+    let t = Tree::new();
+    let mut f = Fake::new(22);
+    let tok = f.hf_token();
+    let mut bytes = b"\xff\xfe\xc3\x28 garbage \xe2\x82 \n".to_vec();
+    bytes.extend_from_slice(b"\xc3\x28HF_TOKEN=");
+    bytes.extend_from_slice(tok.as_bytes());
+    bytes.extend_from_slice(b"\xff\n");
+    t.write("latin1.txt", &bytes);
+    t.write("empty.txt", "");
+    let o = trawl(["scan", t.path().to_str().unwrap(), "-f", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(finding_paths(&stdout(&o)), ["latin1.txt"]);
+}
+
+#[test]
+fn a_100_mb_single_line_file_is_scanned_in_bounded_memory() {
+    let t = Tree::new();
+    let mut f = Fake::new(23);
+    let tok = f.hf_token();
+    let mut line = Vec::with_capacity(100 << 20);
+    // Keyword-dense filler: every window of the line is searched.
+    while line.len() < (100 << 20) {
+        line.extend_from_slice(b"token=abc; key=def; password=ghi; ");
+    }
+    line.extend_from_slice(format!("HF_TOKEN={tok}").as_bytes());
+    t.write("huge.min.js", &line);
+    drop(line);
+    t.write("small.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    let root = t.path().join(".");
+    let (code, out, err, maxrss_kib) =
+        trawl_measured(&["scan", root.to_str().unwrap(), "-f", "json", "-j", "2"], t.path());
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(finding_paths(&out), ["huge.min.js", "small.env"]);
+    // The file is mapped, not copied: resident memory stays near its size, not a multiple.
+    assert!(maxrss_kib < 260 * 1024, "peak RSS {maxrss_kib} KiB");
+}
+
+#[test]
+fn symlink_loops_are_warnings() {
+    let t = Tree::new();
+    let mut f = Fake::new(24);
+    t.write("dir/secret.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    std::os::unix::fs::symlink("..", t.path().join("dir/up")).unwrap();
+    std::os::unix::fs::symlink("b", t.path().join("a")).unwrap();
+    std::os::unix::fs::symlink("a", t.path().join("b")).unwrap();
+    let root = t.path().to_str().unwrap();
+    // Not following links (the default), links are not entered.
+    let o = trawl(["scan", root, "-f", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(finding_paths(&stdout(&o)), ["dir/secret.env"]);
+    // Following them, the loops are reported and skipped.
+    let o = trawl(["scan", root, "-f", "json", "--follow-symlinks"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    assert_eq!(finding_paths(&stdout(&o)), ["dir/secret.env"]);
+    // A loop named on the command line.
+    let o = trawl(["scan", t.path().join("a").to_str().unwrap(), t.path().join("dir").to_str().unwrap(), "-L"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+}
