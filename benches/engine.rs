@@ -14,7 +14,9 @@ use trawl::scan::Scanner;
 const CLEAN_BYTES: usize = 32 << 20;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>, budget: &mut usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -44,7 +46,11 @@ fn clean_corpus() -> Vec<Vec<u8>> {
         rust_files(&h.join("registry/src"), &mut files, &mut budget);
     }
     if files.is_empty() {
-        rust_files(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")), &mut files, &mut budget);
+        rust_files(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+            &mut files,
+            &mut budget,
+        );
     }
     files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
@@ -81,7 +87,10 @@ fn bench(c: &mut Criterion) {
     let mut worker = scanner.worker();
     // Benchmarks are data with expected results: the dense corpus must yield findings.
     let dense_found: usize = dense.iter().map(|f| worker.scan(f).len()).sum();
-    assert!(dense_found > dense.len(), "dense corpus found only {dense_found}");
+    assert!(
+        dense_found > dense.len(),
+        "dense corpus found only {dense_found}"
+    );
 
     let mut g = c.benchmark_group("scan");
     g.sample_size(10);

@@ -39,7 +39,11 @@ fn exit_codes_follow_the_design() {
     assert!(stderr(&o).contains("missing"));
     let o = trawl(["scan", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = trawl(["scan", "--rules", t.path().join("nope.toml").to_str().unwrap()]);
+    let o = trawl([
+        "scan",
+        "--rules",
+        t.path().join("nope.toml").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -79,11 +83,21 @@ fn one_secret_in_many_places_is_one_finding_with_all_locations() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["path"].as_str().unwrap().to_string(), l["line"].as_u64().unwrap()))
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().to_string(),
+                l["line"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         locs,
-        [("a.py".into(), 1), ("b/c.yaml".into(), 2), ("b/d.env".into(), 3), ("copy.py".into(), 1)]
+        [
+            ("a.py".into(), 1),
+            ("b/c.yaml".into(), 2),
+            ("b/d.env".into(), 3),
+            ("copy.py".into(), 1)
+        ]
     );
     let fps: Vec<&str> = findings[0]["locations"]
         .as_array()
@@ -105,7 +119,12 @@ fn stdin_is_scanned_with_a_dash() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("x\nHF_TOKEN={tok}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("x\nHF_TOKEN={tok}\n").as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let line: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
@@ -118,7 +137,10 @@ fn output_file_and_max_file_size() {
     let t = Tree::new();
     let mut f = Fake::new(5);
     t.write("small.txt", format!("HF_TOKEN={}\n", f.hf_token()));
-    t.write("big.txt", format!("{}\nHF_TOKEN={}\n", "a".repeat(20_000), f.hf_token()));
+    t.write(
+        "big.txt",
+        format!("{}\nHF_TOKEN={}\n", "a".repeat(20_000), f.hf_token()),
+    );
     let out = t.path().join("report.json");
     let o = trawl([
         "scan",
@@ -146,7 +168,11 @@ fn binary_files_are_skipped() {
     t.write("blob.bin", data);
     let o = trawl(["scan", t.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("1 binary files skipped"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 binary files skipped"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -154,10 +180,27 @@ fn threads_flag_gives_the_same_findings() {
     let t = Tree::new();
     let mut f = Fake::new(8);
     for i in 0..50 {
-        t.write(&format!("d{}/f{i}.txt", i % 7), format!("n={i}\nHF_TOKEN={}\n", f.hf_token()));
+        t.write(
+            &format!("d{}/f{i}.txt", i % 7),
+            format!("n={i}\nHF_TOKEN={}\n", f.hf_token()),
+        );
     }
-    let one = json(&trawl(["scan", t.path().to_str().unwrap(), "-f", "json", "-j", "1"]));
-    let four = json(&trawl(["scan", t.path().to_str().unwrap(), "-f", "json", "-j", "4"]));
+    let one = json(&trawl([
+        "scan",
+        t.path().to_str().unwrap(),
+        "-f",
+        "json",
+        "-j",
+        "1",
+    ]));
+    let four = json(&trawl([
+        "scan",
+        t.path().to_str().unwrap(),
+        "-f",
+        "json",
+        "-j",
+        "4",
+    ]));
     assert_eq!(one["findings"].as_array().unwrap().len(), 50);
     assert_eq!(one["findings"], four["findings"]);
 }

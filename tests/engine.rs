@@ -5,7 +5,10 @@ use crate::util::{scanner, Fake};
 fn ids(text: &str) -> Vec<String> {
     let s = scanner();
     let mut w = s.worker();
-    w.scan(text.as_bytes()).iter().map(|m| s.rule(m.rule).id().to_string()).collect()
+    w.scan(text.as_bytes())
+        .iter()
+        .map(|m| s.rule(m.rule).id().to_string())
+        .collect()
 }
 
 fn secrets(text: &str) -> Vec<(String, String)> {
@@ -13,7 +16,12 @@ fn secrets(text: &str) -> Vec<(String, String)> {
     let mut w = s.worker();
     w.scan(text.as_bytes())
         .iter()
-        .map(|m| (s.rule(m.rule).id().to_string(), text[m.secret_span.clone()].to_string()))
+        .map(|m| {
+            (
+                s.rule(m.rule).id().to_string(),
+                text[m.secret_span.clone()].to_string(),
+            )
+        })
         .collect()
 }
 
@@ -21,7 +29,10 @@ fn secrets(text: &str) -> Vec<(String, String)> {
 fn github_token_with_a_wrong_checksum_is_not_reported() {
     let mut f = Fake::new(7);
     let good = f.github_token("ghp_");
-    assert_eq!(ids(&format!("GITHUB_TOKEN={good}\n")), ["github.personal-access-token"]);
+    assert_eq!(
+        ids(&format!("GITHUB_TOKEN={good}\n")),
+        ["github.personal-access-token"]
+    );
     // Change one character of the random part: the checksum no longer matches.
     let mut bad: Vec<u8> = good.clone().into_bytes();
     bad[8] = if bad[8] == b'Q' { b'R' } else { b'Q' };
@@ -43,11 +54,20 @@ fn documented_aws_example_keys_are_not_reported() {
 fn aws_pair_is_reported() {
     let mut f = Fake::new(11);
     let id = format!("AKIA{}", f.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
-    let secret = f.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+", 40);
+    let secret = f.string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+",
+        40,
+    );
     let text = format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
     let found = secrets(&text);
-    assert!(found.contains(&("aws.access-key-id".into(), id.clone())), "{found:?}");
-    assert!(found.contains(&("aws.secret-access-key".into(), secret.clone())), "{found:?}");
+    assert!(
+        found.contains(&("aws.access-key-id".into(), id.clone())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("aws.secret-access-key".into(), secret.clone())),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -60,7 +80,10 @@ fn tokens_deep_inside_large_inputs_are_found_once_each() {
     text.push_str(&"y".repeat(3_000_000));
     text.push_str(&format!(" {t2} {t2}\n"));
     let found = secrets(&text);
-    let hf: Vec<_> = found.iter().filter(|(r, _)| r == "huggingface.user-token").collect();
+    let hf: Vec<_> = found
+        .iter()
+        .filter(|(r, _)| r == "huggingface.user-token")
+        .collect();
     assert_eq!(hf.len(), 3, "{found:?}");
 }
 
@@ -75,7 +98,9 @@ fn keyword_context_reaches_across_notations() {
         format!("co = cohere.Client(api_key=\"{key}\")"),
     ] {
         assert!(
-            secrets(&text).iter().any(|(r, s)| r.starts_with("cohere.") && s == &key),
+            secrets(&text)
+                .iter()
+                .any(|(r, s)| r.starts_with("cohere.") && s == &key),
             "not found in {text}: {:?}",
             secrets(&text)
         );
@@ -94,7 +119,10 @@ fn base64_images_in_data_uris_are_not_reported() {
     );
     let html = format!("<img src=\"data:image/png;base64,{payload}\">\n");
     assert!(ids(&html).is_empty(), "{:?}", ids(&html));
-    let bare = format!("key = AKIA{}\n", f.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+    let bare = format!(
+        "key = AKIA{}\n",
+        f.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    );
     assert!(!ids(&bare).is_empty());
 }
 

@@ -28,12 +28,25 @@ fn unreadable_file_is_a_warning_and_the_scan_goes_on() {
     let locked = t.write("locked.env", format!("HF_TOKEN={}\n", f.hf_token()));
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(t.path().join("ok.env"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        t.path().join("ok.env"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let root = t.path().to_str().unwrap();
     // Root reads everything: drop to `nobody` so the permission bits count.
     let o = if is_root() {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "scan", root, "-f", "json"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "scan",
+                root,
+                "-f",
+                "json",
+            ])
             .output()
             .expect("setpriv runs")
     } else {
@@ -76,8 +89,10 @@ fn a_100_mb_single_line_file_is_scanned_in_bounded_memory() {
     drop(line);
     t.write("small.env", format!("HF_TOKEN={}\n", f.hf_token()));
     let root = t.path().join(".");
-    let (code, out, err, maxrss_kib) =
-        trawl_measured(&["scan", root.to_str().unwrap(), "-f", "json", "-j", "2"], t.path());
+    let (code, out, err, maxrss_kib) = trawl_measured(
+        &["scan", root.to_str().unwrap(), "-f", "json", "-j", "2"],
+        t.path(),
+    );
     assert_eq!(code, 1, "{err}");
     assert_eq!(finding_paths(&out), ["huge.min.js", "small.env"]);
     // The file is mapped, not copied: resident memory stays near its size, not a multiple.
@@ -103,7 +118,12 @@ fn symlink_loops_are_warnings() {
     assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
     assert_eq!(finding_paths(&stdout(&o)), ["dir/secret.env"]);
     // A loop named on the command line.
-    let o = trawl(["scan", t.path().join("a").to_str().unwrap(), t.path().join("dir").to_str().unwrap(), "-L"]);
+    let o = trawl([
+        "scan",
+        t.path().join("a").to_str().unwrap(),
+        t.path().join("dir").to_str().unwrap(),
+        "-L",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
 }

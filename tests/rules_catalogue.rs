@@ -21,8 +21,14 @@ fn every_rule_file_is_listed() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".toml"))
         .collect();
-    let listed: BTreeSet<String> = BUILTIN_RULE_FILES.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(on_disk, listed, "rules/*.toml and src/rules/builtin.rs disagree");
+    let listed: BTreeSet<String> = BUILTIN_RULE_FILES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(
+        on_disk, listed,
+        "rules/*.toml and src/rules/builtin.rs disagree"
+    );
     for (name, text) in BUILTIN_RULE_FILES {
         let disk = std::fs::read_to_string(format!("{dir}/{name}")).expect("read");
         assert_eq!(&disk, text, "{name} differs from its embedded copy");
@@ -33,17 +39,37 @@ fn every_rule_file_is_listed() {
 fn every_example_and_negative_example_behaves_through_the_full_scanner() {
     let s = scanner();
     let failures = check_rules(&s, |_| true);
-    let report: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.rule, f.message)).collect();
-    assert!(report.is_empty(), "{} problems:\n{}", report.len(), report.join("\n"));
+    let report: Vec<String> = failures
+        .iter()
+        .map(|f| format!("{}: {}", f.rule, f.message))
+        .collect();
+    assert!(
+        report.is_empty(),
+        "{} problems:\n{}",
+        report.len(),
+        report.join("\n")
+    );
 }
 
 #[test]
 fn every_rule_has_examples_references_and_keywords() {
     let s = scanner();
     for r in s.rules().rules() {
-        assert!(r.spec.examples.len() >= 2, "{}: fewer than 2 examples", r.id());
-        assert!(!r.spec.negative_examples.is_empty(), "{}: no negative examples", r.id());
-        assert!(!r.spec.keywords.is_empty(), "{}: no keywords (runs on every byte)", r.id());
+        assert!(
+            r.spec.examples.len() >= 2,
+            "{}: fewer than 2 examples",
+            r.id()
+        );
+        assert!(
+            !r.spec.negative_examples.is_empty(),
+            "{}: no negative examples",
+            r.id()
+        );
+        assert!(
+            !r.spec.keywords.is_empty(),
+            "{}: no keywords (runs on every byte)",
+            r.id()
+        );
         if r.spec.category != "generic" {
             assert!(!r.spec.references.is_empty(), "{}: no reference", r.id());
         }
@@ -55,15 +81,63 @@ fn covers_the_ai_and_classic_secret_surface() {
     let s = scanner();
     let ids: Vec<&str> = s.rules().rules().iter().map(|r| r.id()).collect();
     let providers = [
-        "openai.", "anthropic.", "google.", "azure-openai.", "mistral.", "cohere.", "groq.",
-        "together.", "perplexity.", "xai.", "deepseek.", "fireworks.", "openrouter.",
-        "replicate.", "voyage.", "huggingface.", "dockerhub.", "pinecone.", "weaviate.",
-        "qdrant.", "wandb.", "comet.", "neptune.", "langsmith.", "clearml.", "databricks.",
-        "snowflake.", "database.", "aws.", "gcp.", "azure.", "digitalocean.", "cloudflare.",
-        "github.", "gitlab.", "bitbucket.", "npm.", "pypi.", "rubygems.", "crates-io.", "nuget.",
-        "slack.", "discord.", "telegram.", "twilio.", "sendgrid.", "mailgun.", "stripe.",
-        "shopify.", "atlassian.", "linear.", "notion.", "datadog.", "sentry.", "private-key.",
-        "jwt.", "generic.",
+        "openai.",
+        "anthropic.",
+        "google.",
+        "azure-openai.",
+        "mistral.",
+        "cohere.",
+        "groq.",
+        "together.",
+        "perplexity.",
+        "xai.",
+        "deepseek.",
+        "fireworks.",
+        "openrouter.",
+        "replicate.",
+        "voyage.",
+        "huggingface.",
+        "dockerhub.",
+        "pinecone.",
+        "weaviate.",
+        "qdrant.",
+        "wandb.",
+        "comet.",
+        "neptune.",
+        "langsmith.",
+        "clearml.",
+        "databricks.",
+        "snowflake.",
+        "database.",
+        "aws.",
+        "gcp.",
+        "azure.",
+        "digitalocean.",
+        "cloudflare.",
+        "github.",
+        "gitlab.",
+        "bitbucket.",
+        "npm.",
+        "pypi.",
+        "rubygems.",
+        "crates-io.",
+        "nuget.",
+        "slack.",
+        "discord.",
+        "telegram.",
+        "twilio.",
+        "sendgrid.",
+        "mailgun.",
+        "stripe.",
+        "shopify.",
+        "atlassian.",
+        "linear.",
+        "notion.",
+        "datadog.",
+        "sentry.",
+        "private-key.",
+        "jwt.",
+        "generic.",
     ];
     let missing: Vec<&str> = providers
         .iter()
@@ -72,9 +146,15 @@ fn covers_the_ai_and_classic_secret_surface() {
         .collect();
     assert!(missing.is_empty(), "no rule for {missing:?}");
     for id in [
-        "github.personal-access-token", "github.oauth-token", "github.user-to-server-token",
-        "github.app-installation-token", "github.refresh-token", "github.fine-grained-pat",
-        "aws.access-key-id", "aws.secret-access-key", "aws.session-token",
+        "github.personal-access-token",
+        "github.oauth-token",
+        "github.user-to-server-token",
+        "github.app-installation-token",
+        "github.refresh-token",
+        "github.fine-grained-pat",
+        "aws.access-key-id",
+        "aws.secret-access-key",
+        "aws.session-token",
     ] {
         assert!(ids.contains(&id), "missing rule {id}");
     }
@@ -110,7 +190,12 @@ negative_examples = ["ACME_KEY=acme_short"]
 "#,
     );
     let o = trawl(["rules", "check", good.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(stdout(&o).contains("1 rules checked, 0 problems"));
 
     let bad = t.write(
@@ -133,7 +218,10 @@ negative_examples = ["ACME_KEY=acme_q3x9wplm2rt7yvbn4kc8hd1j"]
     assert!(err.contains("example not reported"), "{err}");
     assert!(err.contains("negative example reported"), "{err}");
 
-    let broken = t.write("broken.toml", "[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n");
+    let broken = t.write(
+        "broken.toml",
+        "[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n",
+    );
     let o = trawl(["rules", "check", broken.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -81,7 +81,10 @@ impl Fake {
     }
 
     pub fn alnum(&mut self, n: usize) -> String {
-        self.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", n)
+        self.string(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            n,
+        )
     }
 
     /// A GitHub-style token `<prefix>` + 30 random + 6 checksum characters.
@@ -92,7 +95,10 @@ impl Fake {
 
     /// A Hugging Face user token.
     pub fn hf_token(&mut self) -> String {
-        format!("hf_{}", self.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 34))
+        format!(
+            "hf_{}",
+            self.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 34)
+        )
     }
 }
 
@@ -151,7 +157,9 @@ pub fn trawl_measured(args: &[&str], dir: &Path) -> (i32, String, String, i64) {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4");
     std::mem::forget(child);
-    let code = std::process::ExitStatus::from_raw(status).code().unwrap_or(-1);
+    let code = std::process::ExitStatus::from_raw(status)
+        .code()
+        .unwrap_or(-1);
     (
         code,
         std::fs::read_to_string(&out).unwrap_or_default(),

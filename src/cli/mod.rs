@@ -1,5 +1,7 @@
 //! Command line: flags become built objects; one file per subcommand.
 
+#[cfg(feature = "git")]
+mod git;
 mod rules;
 mod scan;
 
@@ -25,6 +27,9 @@ pub struct Cli {
 enum Command {
     /// Scan files and directories (`-` reads standard input).
     Scan(scan::ScanArgs),
+    /// Scan git history: every blob of every ref once, or a range, or the staged changes.
+    #[cfg(feature = "git")]
+    Git(git::GitArgs),
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -98,6 +103,8 @@ pub fn build_scanner(rule_files: &[PathBuf]) -> Result<Scanner> {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
+        #[cfg(feature = "git")]
+        Command::Git(args) => git::run(args),
         Command::Rules(cmd) => rules::run(cmd),
     }
 }

@@ -54,7 +54,11 @@ fn list(as_json: bool) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "{:<44} {:<22} {:<9} NAME", "ID", "CATEGORY", "SEVERITY")?;
+        writeln!(
+            out,
+            "{:<44} {:<22} {:<9} NAME",
+            "ID", "CATEGORY", "SEVERITY"
+        )?;
         for r in rules.rules() {
             writeln!(
                 out,
@@ -75,7 +79,8 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
     let mut origins = Vec::new();
     for path in files {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
         rules.add_toml(&text, &origin)?;
         origins.push(origin);
     }
@@ -87,11 +92,19 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
         .filter(|r| origins.contains(&r.origin))
         .count();
     let selected = |r: &crate::rules::Rule| files.is_empty() || origins.contains(&r.origin);
-    let checked = if files.is_empty() { scanner.rules().len() } else { checked };
+    let checked = if files.is_empty() {
+        scanner.rules().len()
+    } else {
+        checked
+    };
     let failures = check_rules(&scanner, selected);
     for f in &failures {
         eprintln!("{}: {}", f.rule, f.message);
     }
     println!("{checked} rules checked, {} problems", failures.len());
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -52,7 +52,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("invalid size unit in `{s}` (use K, M or G)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size `{s}` is too large"))
 }
 
 /// Results of already-scanned content, by blob id: identical files are scanned once.
@@ -70,7 +71,13 @@ struct Visitor<'a> {
 impl Visitor<'_> {
     fn scan(&mut self, provenance: Provenance, data: &[u8]) {
         let id = BlobId::of(data);
-        let cached = self.shared.seen.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        let cached = self
+            .shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
         let placed = match cached {
             Some(p) => p,
             None => {
@@ -96,7 +103,12 @@ impl Visitor<'_> {
 
 impl FileVisitor for Visitor<'_> {
     fn visit(&mut self, path: &str, data: &[u8]) {
-        self.scan(Provenance::File { path: path.to_string() }, data);
+        self.scan(
+            Provenance::File {
+                path: path.to_string(),
+            },
+            data,
+        );
     }
 }
 
@@ -168,7 +180,10 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     if !stdin.is_empty() {
         let data = read_stdin(args.max_file_size).context("reading standard input")?;
         diag.scanned(data.len());
-        let mut v = Visitor { worker: scanner.worker(), shared: &shared };
+        let mut v = Visitor {
+            worker: scanner.worker(),
+            shared: &shared,
+        };
         v.scan(Provenance::Stdin, &data);
     }
     let opts = WalkOptions {
@@ -177,10 +192,17 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         max_file_size: args.max_file_size,
         threads,
     };
-    walk(&roots, &opts, &diag, || Visitor { worker: scanner.worker(), shared: &shared });
+    walk(&roots, &opts, &diag, || Visitor {
+        worker: scanner.worker(),
+        shared: &shared,
+    });
     drop(progress);
 
-    let findings = shared.findings.into_inner().unwrap_or_else(|e| e.into_inner()).into_sorted();
+    let findings = shared
+        .findings
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_sorted();
     let root_uri = match roots.as_slice() {
         [only] if only.is_dir() => std::fs::canonicalize(only).ok().map(|p| file_uri(&p)),
         _ => std::env::current_dir().ok().map(|p| file_uri(&p)),
@@ -263,7 +285,11 @@ pub(crate) fn summarize(
     eprintln!(
         "trawl: {} findings{} at {} locations; scanned {} files ({:.1} MB) in {:.2} s{}{}",
         findings.len(),
-        if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) },
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        },
         locations,
         diag.blobs.load(Ordering::Relaxed),
         diag.bytes.load(Ordering::Relaxed) as f64 / 1e6,

@@ -110,7 +110,10 @@ fn hash_hex(parts: &[&[u8]]) -> String {
         h.update(p);
         h.update([0u8]);
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The secret fingerprint: stable across moves, rebases and squashes.
@@ -120,7 +123,11 @@ pub fn secret_fingerprint(rule_id: &str, secret: &[u8]) -> String {
 
 /// The location fingerprint: distinguishes the places a secret was seen.
 pub fn location_fingerprint(secret_fp: &str, path: &str, line: usize) -> String {
-    hash_hex(&[secret_fp.as_bytes(), path.as_bytes(), line.to_string().as_bytes()])
+    hash_hex(&[
+        secret_fp.as_bytes(),
+        path.as_bytes(),
+        line.to_string().as_bytes(),
+    ])
 }
 
 /// One place a secret was seen.
@@ -216,8 +223,10 @@ impl FindingSet {
     pub fn into_sorted(self) -> Vec<Finding> {
         let mut v = self.findings;
         for f in &mut v {
-            f.locations.sort_by(|a, b| (&a.provenance, a.offset).cmp(&(&b.provenance, b.offset)));
-            f.locations.dedup_by(|a, b| a.provenance == b.provenance && a.offset == b.offset);
+            f.locations
+                .sort_by(|a, b| (&a.provenance, a.offset).cmp(&(&b.provenance, b.offset)));
+            f.locations
+                .dedup_by(|a, b| a.provenance == b.provenance && a.offset == b.offset);
         }
         v.sort_by(|a, b| {
             let ka = a.locations.first().map(|l| (&l.provenance, l.offset));
@@ -243,9 +252,15 @@ mod tests {
         let s1 = 5;
         let s2 = hay.windows(7).rposition(|w| w == b"secret2").unwrap();
         let placed = place(hay, &[mk(s1, s1 + 7), mk(s2, s2 + 7)]);
-        assert_eq!((placed[0].line, placed[0].column, placed[0].end_column), (2, 4, 11));
+        assert_eq!(
+            (placed[0].line, placed[0].column, placed[0].end_column),
+            (2, 4, 11)
+        );
         assert_eq!((placed[1].line, placed[1].column), (4, 3));
-        assert_eq!(&placed[0].snippet[placed[0].snippet_secret.clone()], b"secret1");
+        assert_eq!(
+            &placed[0].snippet[placed[0].snippet_secret.clone()],
+            b"secret1"
+        );
     }
 
     #[test]
@@ -253,6 +268,9 @@ mod tests {
         let a = secret_fingerprint("r", b"s");
         assert_eq!(a, secret_fingerprint("r", b"s"));
         assert_ne!(a, secret_fingerprint("q", b"s"));
-        assert_ne!(location_fingerprint(&a, "p", 1), location_fingerprint(&a, "p", 2));
+        assert_ne!(
+            location_fingerprint(&a, "p", 1),
+            location_fingerprint(&a, "p", 2)
+        );
     }
 }

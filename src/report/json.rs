@@ -17,6 +17,14 @@ struct JsonLocation<'a> {
     offset: usize,
     snippet: String,
     fingerprint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -51,12 +59,21 @@ fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
                 offset: l.offset,
                 snippet: ctx.snippet(l),
                 fingerprint: &l.fingerprint,
+                commit: l.provenance.commit().map(|c| c.id.as_str()),
+                author: l.provenance.commit().map(|c| c.author.as_str()),
+                email: l.provenance.commit().map(|c| c.email.as_str()),
+                date: l.provenance.commit().map(|c| c.date.as_str()),
             })
             .collect(),
     }
 }
 
-pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write, lines: bool) -> io::Result<()> {
+pub fn write(
+    ctx: &ReportContext<'_>,
+    findings: &[Finding],
+    out: &mut dyn Write,
+    lines: bool,
+) -> io::Result<()> {
     if lines {
         for f in findings {
             serde_json::to_writer(&mut *out, &finding(ctx, f))?;

@@ -75,7 +75,10 @@ impl ReportContext<'_> {
 /// Keeps a short prefix of long secrets (enough to recognise a token type) and hides the rest.
 pub fn redact(secret: &[u8]) -> String {
     let keep = if secret.len() >= 16 { 4 } else { 0 };
-    let prefix: String = String::from_utf8_lossy(&secret[..keep]).chars().take(keep).collect();
+    let prefix: String = String::from_utf8_lossy(&secret[..keep])
+        .chars()
+        .take(keep)
+        .collect();
     format!("{prefix}*****")
 }
 

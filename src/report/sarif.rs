@@ -128,7 +128,9 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
     ReportingDescriptor {
         id: spec.id.clone(),
         name: pascal_case(&spec.id),
-        short_description: Message { text: spec.name.clone() },
+        short_description: Message {
+            text: spec.name.clone(),
+        },
         full_description: Message {
             text: format!("{} leaked in source or artifacts.", spec.name),
         },
@@ -165,13 +167,31 @@ fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
     json!({ "physicalLocation": { "artifactLocation": artifact, "region": region } })
 }
 
+fn result_properties(rule: &Rule, f: &Finding, loc: &Location) -> Value {
+    let mut p = json!({
+        "severity": rule.spec.severity.as_str(),
+        "category": rule.spec.category,
+        "locationsOfSecret": f.locations.len(),
+    });
+    if let Some(c) = loc.provenance.commit() {
+        p["commit"] = json!(c.id);
+        p["author"] = json!(c.author);
+        p["email"] = json!(c.email);
+        p["date"] = json!(c.date);
+    }
+    p
+}
+
 pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     // Rules that fired, in id order, with their index.
     let mut fired: Vec<usize> = findings.iter().map(|f| f.rule).collect();
     fired.sort_by(|a, b| ctx.scanner.rule(*a).id().cmp(ctx.scanner.rule(*b).id()));
     fired.dedup();
     let index_of = |rule: usize| fired.iter().position(|&r| r == rule).unwrap_or(0);
-    let rules = fired.iter().map(|&r| descriptor(ctx.scanner.rule(r))).collect();
+    let rules = fired
+        .iter()
+        .map(|&r| descriptor(ctx.scanner.rule(r)))
+        .collect();
 
     let mut results = Vec::new();
     'outer: for f in findings {
@@ -193,11 +213,7 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
                 },
                 locations: vec![location(ctx, loc)],
                 partial_fingerprints: fps,
-                properties: json!({
-                    "severity": rule.spec.severity.as_str(),
-                    "category": rule.spec.category,
-                    "locationsOfSecret": f.locations.len(),
-                }),
+                properties: result_properties(rule, f, loc),
             });
         }
     }
@@ -231,7 +247,10 @@ mod tests {
 
     #[test]
     fn names_and_uris() {
-        assert_eq!(pascal_case("huggingface.user-token"), "HuggingfaceUserToken");
+        assert_eq!(
+            pascal_case("huggingface.user-token"),
+            "HuggingfaceUserToken"
+        );
         assert_eq!(uri_encode("a b/c!d.py"), "a%20b/c!d.py");
     }
 }

@@ -36,17 +36,45 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
         writeln!(
             out,
             "{} {} {}",
-            paint(ctx, severity_colour(sev), &format!("{:<8}", sev.as_str().to_uppercase())),
+            paint(
+                ctx,
+                severity_colour(sev),
+                &format!("{:<8}", sev.as_str().to_uppercase())
+            ),
             paint(ctx, "1", &rule.spec.id),
             rule.spec.name,
         )?;
-        writeln!(out, "         secret: {}", paint(ctx, "35", &ctx.secret(&f.secret)))?;
+        writeln!(
+            out,
+            "         secret: {}",
+            paint(ctx, "35", &ctx.secret(&f.secret))
+        )?;
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
             let place = format!("{}:{}:{}", loc.provenance.path(), loc.line, loc.column);
-            writeln!(out, "         at {}  {}", paint(ctx, "32", &place), paint(ctx, "2", &ctx.snippet(loc)))?;
+            writeln!(
+                out,
+                "         at {}  {}",
+                paint(ctx, "32", &place),
+                paint(ctx, "2", &ctx.snippet(loc))
+            )?;
+            if let Some(c) = loc.provenance.commit() {
+                let short = &c.id[..c.id.len().min(12)];
+                writeln!(
+                    out,
+                    "            in commit {} by {} <{}> on {}",
+                    paint(ctx, "33", short),
+                    c.author,
+                    c.email,
+                    c.date
+                )?;
+            }
         }
         if f.locations.len() > MAX_LOCATIONS {
-            writeln!(out, "         ... and {} more locations", f.locations.len() - MAX_LOCATIONS)?;
+            writeln!(
+                out,
+                "         ... and {} more locations",
+                f.locations.len() - MAX_LOCATIONS
+            )?;
         }
         writeln!(out)?;
     }

@@ -19,7 +19,9 @@ pub const END: &str = r#"(?:[\x60"'\s,;)\]}<&]|\\[nrt"']|$)"#;
 
 /// Expands the macros in a rule regex.
 pub fn expand(pattern: &str) -> String {
-    pattern.replace("{{assign}}", ASSIGN).replace("{{end}}", END)
+    pattern
+        .replace("{{assign}}", ASSIGN)
+        .replace("{{end}}", END)
 }
 
 #[cfg(test)]

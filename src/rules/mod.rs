@@ -223,8 +223,11 @@ pub(crate) fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
     if needle.len() > hay.len() {
         return false;
     }
-    hay.windows(needle.len())
-        .any(|w| w.iter().zip(needle).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    hay.windows(needle.len()).any(|w| {
+        w.iter()
+            .zip(needle)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
 }
 
 /// Lazy-DFA cache per rule per thread. Rules × threads × this bounds the regex memory; most
@@ -250,8 +253,16 @@ impl Rule {
     /// Compiles and lints one rule.
     pub fn compile(spec: RuleSpec, origin: &str) -> Result<Rule> {
         let ctx = || format!("rule `{}` ({origin})", spec.id);
-        if spec.id.is_empty() || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
-            bail!("{}: id must be lowercase letters, digits, `.`, `_` or `-`", ctx());
+        if spec.id.is_empty()
+            || !spec
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        {
+            bail!(
+                "{}: id must be lowercase letters, digits, `.`, `_` or `-`",
+                ctx()
+            );
         }
         if !CATEGORIES.contains(&spec.category.as_str()) {
             bail!("{}: unknown category `{}`", ctx(), spec.category);
@@ -312,7 +323,8 @@ impl RuleSet {
 
     /// Parses a rule file's text and adds its rules.
     pub fn add_toml(&mut self, text: &str, origin: &str) -> Result<()> {
-        let file: RuleFile = toml::from_str(text).with_context(|| format!("{origin}: invalid rule file"))?;
+        let file: RuleFile =
+            toml::from_str(text).with_context(|| format!("{origin}: invalid rule file"))?;
         for spec in file.rules {
             self.add(Rule::compile(spec, origin)?)?;
         }

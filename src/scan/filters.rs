@@ -113,7 +113,10 @@ fn pem(secret: &[u8]) -> bool {
         if line.is_empty() || line.contains(':') || (line.starts_with('=') && line.len() <= 5) {
             continue;
         }
-        if !line.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+        if !line
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        {
             return false;
         }
         base64_len += line.len();
@@ -153,7 +156,10 @@ const RUN_CHECK_MAX_LEN: usize = 128;
 
 /// Whether a candidate secret is a documented example, a template or a redacted value.
 pub fn is_placeholder(secret: &[u8]) -> bool {
-    if PLACEHOLDER_WORDS.iter().any(|w| contains_ignore_ascii_case(secret, w)) {
+    if PLACEHOLDER_WORDS
+        .iter()
+        .any(|w| contains_ignore_ascii_case(secret, w))
+    {
         return true;
     }
     if secret.len() > RUN_CHECK_MAX_LEN {

@@ -82,11 +82,7 @@ impl Scanner {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .context("building the keyword automaton")?;
-        let generic = rules
-            .rules()
-            .iter()
-            .map(Rule::is_generic)
-            .collect();
+        let generic = rules.rules().iter().map(Rule::is_generic).collect();
         Ok(Scanner {
             rules,
             keywords,
@@ -160,7 +156,11 @@ impl Worker<'_> {
         }
         self.touched = touched;
         self.touched.clear();
-        let Found { mut matches, claims, .. } = found;
+        let Found {
+            mut matches,
+            claims,
+            ..
+        } = found;
         resolve_overlaps(&scanner.generic, &mut matches, claims);
         matches
     }
@@ -204,8 +204,11 @@ fn keyword_closure(patterns: &[String], rules: &[Vec<usize>]) -> Vec<Vec<usize>>
             let mut out: Vec<usize> = Vec::new();
             for (j, other) in patterns.iter().enumerate() {
                 let inside = k.contains(other.as_str());
-                let overlaps = (1..k.len().min(other.len()))
-                    .any(|n| k.is_char_boundary(k.len() - n) && other.is_char_boundary(n) && k[k.len() - n..] == other[..n]);
+                let overlaps = (1..k.len().min(other.len())).any(|n| {
+                    k.is_char_boundary(k.len() - n)
+                        && other.is_char_boundary(n)
+                        && k[k.len() - n..] == other[..n]
+                });
                 if inside || overlaps {
                     out.extend(&rules[j]);
                 }
@@ -259,7 +262,11 @@ fn confirm_window(
             Verdict::Invalid if !rule.is_generic() => found.claims.push(secret_span),
             Verdict::Invalid | Verdict::Dropped => {}
         }
-        let next = if span.end > span.start { span.end } else { span.end + 1 };
+        let next = if span.end > span.start {
+            span.end
+        } else {
+            span.end + 1
+        };
         if next >= window.end {
             break;
         }

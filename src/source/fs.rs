@@ -93,16 +93,20 @@ where
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
                     if looks_binary(data) {
-                        diag.binary.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        diag.binary
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     } else {
                         diag.scanned(data.len());
                         visitor.visit(&shown, data);
                     }
                 }
-                Ok(None) => diag.warn(&shown, format!(
+                Ok(None) => diag.warn(
+                    &shown,
+                    format!(
                     "skipped: larger than the maximum file size ({} bytes; see --max-file-size)",
                     opts.max_file_size
-                )),
+                ),
+                ),
                 Err(err) => diag.warn(&shown, format!("cannot read: {err}")),
             }
             WalkState::Continue
@@ -112,7 +116,9 @@ where
 
 /// A path for reports: relative to `strip` when given, `/`-separated, without a leading `./`.
 pub fn display_path(path: &Path, strip: Option<&Path>) -> String {
-    let rel = strip.and_then(|s| path.strip_prefix(s).ok()).unwrap_or(path);
+    let rel = strip
+        .and_then(|s| path.strip_prefix(s).ok())
+        .unwrap_or(path);
     let mut s = rel.to_string_lossy().into_owned();
     if std::path::MAIN_SEPARATOR != '/' {
         s = s.replace(std::path::MAIN_SEPARATOR, "/");

@@ -6,11 +6,13 @@
 //! and go on.
 
 pub mod fs;
+#[cfg(feature = "git")]
+pub mod git;
 
 use std::fmt;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha1::{Digest, Sha1};
 
@@ -43,6 +45,21 @@ impl fmt::Debug for BlobId {
     }
 }
 
+/// The commit that introduced a blob. Ordered by time first, so locations sort oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitMeta {
+    /// Author time, seconds since the epoch.
+    pub time: i64,
+    /// Full commit id (hex).
+    pub id: String,
+    /// Author name.
+    pub author: String,
+    /// Author email.
+    pub email: String,
+    /// Author date, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub date: String,
+}
+
 /// Where a blob was seen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Provenance {
@@ -53,14 +70,30 @@ pub enum Provenance {
     },
     /// Standard input.
     Stdin,
+    /// A blob in git history: introduced by `commit` at `path` (no commit for a blob that no
+    /// ref reaches).
+    Git {
+        /// The introducing commit.
+        commit: Option<Arc<CommitMeta>>,
+        /// The path as of that commit.
+        path: String,
+    },
 }
 
 impl Provenance {
     /// The path shown in reports.
     pub fn path(&self) -> &str {
         match self {
-            Provenance::File { path } => path,
+            Provenance::File { path } | Provenance::Git { path, .. } => path,
             Provenance::Stdin => "<stdin>",
+        }
+    }
+
+    /// The introducing commit of a history location.
+    pub fn commit(&self) -> Option<&CommitMeta> {
+        match self {
+            Provenance::Git { commit, .. } => commit.as_deref(),
+            _ => None,
         }
     }
 }
@@ -113,7 +146,10 @@ impl Diagnostics {
 /// Reads standard input up to `limit` bytes; more is an error.
 pub fn read_stdin(limit: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    std::io::stdin().lock().take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    std::io::stdin()
+        .lock()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(std::io::Error::other(format!(
             "input is larger than the maximum size of {limit} bytes"

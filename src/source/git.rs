@@ -1,0 +1,583 @@
+//! Git history read with gix: every commit reachable from the chosen tips, each commit's tree
+//! compared with its parents' trees to find the blobs it introduced, and every unique blob
+//! read once. Also the staged changes (`git commit` would record) for pre-commit hooks.
+//!
+//! Contract: phase one walks commits and trees only and records, for each blob, where it was
+//! introduced (commit and path), holding ids and paths but never blob contents; phase two
+//! reads each unique blob once, in parallel. Missing or corrupt objects, shallow boundaries,
+//! submodules and oversized blobs are warnings; the scan goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use gix::bstr::{BStr, BString, ByteSlice, ByteVec};
+use gix::objs::tree::EntryMode;
+use gix::prelude::{Find, Header};
+use gix::ObjectId;
+
+use super::{CommitMeta, Diagnostics};
+
+/// Which commits to scan.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryOptions {
+    /// Start from this revision only, instead of every ref.
+    pub branch: Option<String>,
+    /// Exclude commits reachable from these revisions (`A` of `A..B`, `--since-commit`).
+    pub hide: Vec<String>,
+    /// Only commits at or after this time (seconds since the epoch).
+    pub since: Option<i64>,
+    /// Also scan blobs that no ref reaches.
+    pub all_objects: bool,
+    /// Blobs larger than this are skipped with a warning.
+    pub max_blob_size: u64,
+}
+
+/// One place a blob was introduced: by a commit, at a path.
+#[derive(Clone, Debug)]
+pub struct Introduction {
+    /// The introducing commit (None for an unreachable blob).
+    pub commit: Option<Arc<CommitMeta>>,
+    /// Path of the blob in that commit.
+    pub path: String,
+}
+
+/// The result of phase one: the unique blobs to read and where each was introduced.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Blobs in the order they were first met.
+    pub blobs: Vec<ObjectId>,
+    /// Introductions of each blob (same index as `blobs`).
+    pub introductions: Vec<Vec<Introduction>>,
+    /// Commits walked.
+    pub commits: usize,
+}
+
+/// Opens a repository (work tree or bare) for reading.
+pub fn open(path: &Path) -> Result<gix::Repository> {
+    let mut repo =
+        gix::open(path).with_context(|| format!("{}: not a git repository", path.display()))?;
+    // Trees are read once per commit and again for its children: cache them.
+    repo.object_cache_size_if_unset(64 << 20);
+    Ok(repo)
+}
+
+fn resolve(repo: &gix::Repository, spec: &str) -> Result<ObjectId> {
+    let id = repo
+        .rev_parse_single(spec.as_bytes().as_bstr())
+        .map_err(|e| anyhow!("cannot resolve `{spec}`: {e}"))?;
+    let object = id
+        .object()
+        .map_err(|e| anyhow!("cannot read `{spec}`: {e}"))?;
+    let commit = object
+        .peel_to_commit()
+        .map_err(|e| anyhow!("`{spec}` does not name a commit: {e}"))?;
+    Ok(commit.id)
+}
+
+/// The tips to walk from: the branch, or every ref (branches, tags, remotes, stash) and HEAD.
+fn tips(
+    repo: &gix::Repository,
+    opts: &HistoryOptions,
+    diag: &Diagnostics,
+) -> Result<Vec<ObjectId>> {
+    if let Some(b) = &opts.branch {
+        return Ok(vec![resolve(repo, b)?]);
+    }
+    let mut tips = Vec::new();
+    let mut seen = HashSet::new();
+    if let Ok(head) = repo.head_id() {
+        if seen.insert(head.detach()) {
+            tips.push(head.detach());
+        }
+    }
+    let platform = repo.references().context("reading refs")?;
+    for r in platform.all().context("reading refs")? {
+        let mut r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                diag.warn("refs", format!("unreadable ref: {e}"));
+                continue;
+            }
+        };
+        let name = r.name().as_bstr().to_str_lossy().into_owned();
+        let id = match r.peel_to_id() {
+            Ok(id) => id.detach(),
+            Err(e) => {
+                diag.warn(&name, format!("cannot resolve ref: {e}"));
+                continue;
+            }
+        };
+        // Tags can point at trees or blobs: only commits start a walk.
+        match repo.find_header(id) {
+            Ok(h) if h.kind() == gix::objs::Kind::Commit => {
+                if seen.insert(id) {
+                    tips.push(id);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => diag.warn(&name, format!("ref points at a missing object: {e}")),
+        }
+    }
+    Ok(tips)
+}
+
+/// A tree's entries, owned.
+type Entries = Vec<(BString, EntryMode, ObjectId)>;
+
+struct Walker<'r> {
+    repo: &'r gix::Repository,
+    diag: &'r Diagnostics,
+    buf: Vec<u8>,
+    index: HashMap<ObjectId, usize>,
+    history: History,
+    submodules_noted: HashSet<BString>,
+}
+
+impl Walker<'_> {
+    fn read_tree(&mut self, id: ObjectId, path: &BStr) -> Option<Entries> {
+        if id == ObjectId::empty_tree(self.repo.object_hash()) {
+            return Some(Vec::new());
+        }
+        let data = match self.repo.objects.try_find(&id, &mut self.buf) {
+            Ok(Some(d)) if d.kind == gix::objs::Kind::Tree => d,
+            Ok(Some(d)) => {
+                self.diag
+                    .warn(&show(path), format!("tree {id} is a {}", d.kind));
+                return None;
+            }
+            Ok(None) => {
+                self.diag
+                    .warn(&show(path), format!("missing tree object {id}"));
+                return None;
+            }
+            Err(e) => {
+                self.diag
+                    .warn(&show(path), format!("cannot read tree {id}: {e}"));
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for e in gix::objs::TreeRefIter::from_bytes(data.data, self.repo.object_hash()) {
+            match e {
+                Ok(e) => out.push((e.filename.to_owned(), e.mode, e.oid.to_owned())),
+                Err(err) => {
+                    self.diag
+                        .warn(&show(path), format!("corrupt tree {id}: {err}"));
+                    break;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn introduce(&mut self, id: ObjectId, path: &BStr, commit: &Arc<CommitMeta>) {
+        let intro = Introduction {
+            commit: Some(commit.clone()),
+            path: show(path),
+        };
+        match self.index.get(&id) {
+            Some(&i) => self.history.introductions[i].push(intro),
+            None => {
+                self.index.insert(id, self.history.blobs.len());
+                self.history.blobs.push(id);
+                self.history.introductions.push(vec![intro]);
+            }
+        }
+    }
+
+    /// Records the blobs of tree `new` that no parent tree has at the same path.
+    fn diff(
+        &mut self,
+        new: ObjectId,
+        parents: &[ObjectId],
+        prefix: &mut BString,
+        commit: &Arc<CommitMeta>,
+    ) {
+        let Some(entries) = self.read_tree(new, prefix.as_bstr()) else {
+            return;
+        };
+        let olds: Vec<HashMap<BString, (EntryMode, ObjectId)>> = parents
+            .iter()
+            .map(|&p| {
+                self.read_tree(p, prefix.as_bstr())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(n, m, o)| (n, (m, o)))
+                    .collect()
+            })
+            .collect();
+        for (name, mode, oid) in entries {
+            let in_parents: Vec<(EntryMode, ObjectId)> =
+                olds.iter().filter_map(|o| o.get(&name).copied()).collect();
+            if in_parents.iter().any(|&(_, o)| o == oid) {
+                continue; // unchanged relative to some parent
+            }
+            let len = prefix.len();
+            if !prefix.is_empty() {
+                prefix.push(b'/');
+            }
+            prefix.push_str(&name);
+            if mode.is_tree() {
+                let sub: Vec<ObjectId> = in_parents
+                    .iter()
+                    .filter(|(m, _)| m.is_tree())
+                    .map(|&(_, o)| o)
+                    .collect();
+                self.diff(oid, &sub, prefix, commit);
+            } else if mode.is_blob_or_symlink() {
+                self.introduce(oid, prefix.as_bstr(), commit);
+            } else if mode.is_commit() && self.submodules_noted.insert(prefix.clone()) {
+                self.diag
+                    .warn(&show(prefix.as_bstr()), "submodule noted, not followed");
+            }
+            prefix.truncate(len);
+        }
+    }
+}
+
+fn show(path: &BStr) -> String {
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_str_lossy().into_owned()
+    }
+}
+
+/// Reads a commit's tree, parents and author; `None` (with a warning) when missing or corrupt.
+fn read_commit(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &mut Vec<u8>,
+    diag: &Diagnostics,
+) -> Option<(ObjectId, Vec<ObjectId>, CommitMeta)> {
+    let data = match repo.objects.try_find(&id, buf) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            diag.warn(&id.to_string(), "missing commit object");
+            return None;
+        }
+        Err(e) => {
+            diag.warn(&id.to_string(), format!("cannot read commit: {e}"));
+            return None;
+        }
+    };
+    let commit = match gix::objs::CommitRef::from_bytes(data.data, repo.object_hash()) {
+        Ok(c) => c,
+        Err(e) => {
+            diag.warn(&id.to_string(), format!("corrupt commit: {e}"));
+            return None;
+        }
+    };
+    let (author, email, time) = match commit.author() {
+        Ok(a) => (
+            a.name.to_str_lossy().trim().to_string(),
+            a.email.to_str_lossy().trim().to_string(),
+            a.seconds(),
+        ),
+        Err(_) => (String::new(), String::new(), 0),
+    };
+    let meta = CommitMeta {
+        time,
+        id: id.to_string(),
+        author,
+        email,
+        date: format_date(time),
+    };
+    Some((commit.tree(), commit.parents().collect(), meta))
+}
+
+/// Phase one: walks the commits and records each blob's introductions.
+pub fn walk_history(
+    repo: &gix::Repository,
+    opts: &HistoryOptions,
+    diag: &Diagnostics,
+) -> Result<History> {
+    if repo.is_shallow().unwrap_or(false) {
+        diag.warn(
+            &repo.path().display().to_string(),
+            "shallow clone: history before the shallow boundary is not there to scan",
+        );
+    }
+    let shallow: HashSet<ObjectId> = repo
+        .shallow_commits()
+        .ok()
+        .flatten()
+        .map(|c| c.iter().copied().collect())
+        .unwrap_or_default();
+    let tips = tips(repo, opts, diag)?;
+    let hidden = opts
+        .hide
+        .iter()
+        .map(|h| resolve(repo, h))
+        .collect::<Result<Vec<_>>>()?;
+    let mut walker = Walker {
+        repo,
+        diag,
+        buf: Vec::new(),
+        index: HashMap::new(),
+        history: History::default(),
+        submodules_noted: HashSet::new(),
+    };
+    if tips.is_empty() {
+        return Ok(walker.history);
+    }
+    let walk = repo
+        .rev_walk(tips)
+        .with_hidden(hidden)
+        .all()
+        .context("starting the commit walk")?;
+    let mut commit_buf = Vec::new();
+    for info in walk {
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                diag.warn("history", format!("commit walk stopped early: {e}"));
+                break;
+            }
+        };
+        let id = info.id;
+        let Some((tree, parents, meta)) = read_commit(repo, id, &mut commit_buf, diag) else {
+            continue;
+        };
+        walker.history.commits += 1;
+        if opts.since.is_some_and(|s| meta.time < s) {
+            continue;
+        }
+        // Parents cut off by a shallow boundary or missing count as absent: the commit then
+        // introduces everything it holds.
+        let mut parent_trees = Vec::new();
+        if !shallow.contains(&id) {
+            for p in parents {
+                match read_commit(repo, p, &mut commit_buf, diag) {
+                    Some((t, _, _)) => parent_trees.push(t),
+                    None => continue,
+                }
+            }
+        }
+        let meta = Arc::new(meta);
+        let mut prefix = BString::default();
+        walker.diff(tree, &parent_trees, &mut prefix, &meta);
+    }
+    let mut history = walker.history;
+    if opts.all_objects {
+        add_unreachable(repo, &mut history, walker.index, diag)?;
+    }
+    Ok(history)
+}
+
+/// Adds every blob of the object database that no walked commit introduced.
+fn add_unreachable(
+    repo: &gix::Repository,
+    history: &mut History,
+    index: HashMap<ObjectId, usize>,
+    diag: &Diagnostics,
+) -> Result<()> {
+    let mut seen: HashSet<ObjectId> = index.into_keys().collect();
+    for id in repo.objects.iter().context("listing objects")? {
+        let id = match id {
+            Ok(id) => id,
+            Err(e) => {
+                diag.warn("objects", format!("cannot list an object: {e}"));
+                continue;
+            }
+        };
+        if !seen.insert(id) {
+            continue;
+        }
+        match repo.objects.try_header(&id) {
+            Ok(Some(h)) if h.kind() == gix::objs::Kind::Blob => {
+                history.blobs.push(id);
+                history.introductions.push(vec![Introduction {
+                    commit: None,
+                    path: format!("unreachable/{id}"),
+                }]);
+            }
+            Ok(_) => {}
+            Err(e) => diag.warn(&id.to_string(), format!("cannot read object header: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a blob for scanning: `Ok(None)` (with a warning) when missing, unreadable or over
+/// the size limit.
+pub fn read_blob<'b>(
+    repo: &gix::Repository,
+    id: ObjectId,
+    max: u64,
+    buf: &'b mut Vec<u8>,
+    what: &str,
+    diag: &Diagnostics,
+) -> Option<&'b [u8]> {
+    match repo.objects.try_header(&id) {
+        Ok(Some(h)) if h.size() > max => {
+            diag.warn(what, format!("blob {id} skipped: {} bytes, over the maximum size of {max} (see --max-file-size)", h.size()));
+            return None;
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            diag.warn(what, format!("missing blob {id}"));
+            return None;
+        }
+        Err(e) => {
+            diag.warn(what, format!("cannot read blob {id}: {e}"));
+            return None;
+        }
+    }
+    match repo.objects.try_find(&id, buf) {
+        Ok(Some(d)) => Some(d.data),
+        Ok(None) => {
+            diag.warn(what, format!("missing blob {id}"));
+            None
+        }
+        Err(e) => {
+            diag.warn(what, format!("cannot read blob {id}: {e}"));
+            None
+        }
+    }
+}
+
+/// A staged file that differs from `HEAD`: its path, staged blob and the blob it replaces.
+#[derive(Debug)]
+pub struct StagedChange {
+    /// Path in the index.
+    pub path: String,
+    /// The staged blob.
+    pub new: ObjectId,
+    /// The blob at that path in `HEAD`, if any.
+    pub old: Option<ObjectId>,
+}
+
+/// What `git commit` would record: index entries whose blob differs from `HEAD`'s (all of
+/// them before the first commit).
+pub fn staged_changes(repo: &gix::Repository, diag: &Diagnostics) -> Result<Vec<StagedChange>> {
+    let index = repo.open_index().context("reading the index")?;
+    let mut head: HashMap<BString, ObjectId> = HashMap::new();
+    if let Ok(tree) = repo.head_tree_id() {
+        let mut walker = Walker {
+            repo,
+            diag,
+            buf: Vec::new(),
+            index: HashMap::new(),
+            history: History::default(),
+            submodules_noted: HashSet::new(),
+        };
+        let mut stack = vec![(tree.detach(), BString::default())];
+        while let Some((t, prefix)) = stack.pop() {
+            for (name, mode, oid) in walker.read_tree(t, prefix.as_bstr()).unwrap_or_default() {
+                let mut path = prefix.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.push_str(&name);
+                if mode.is_tree() {
+                    stack.push((oid, path));
+                } else if mode.is_blob_or_symlink() {
+                    head.insert(path, oid);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for entry in index.entries() {
+        if entry.stage() != gix::index::entry::Stage::Unconflicted
+            || entry.mode.is_submodule()
+            || entry.mode.is_sparse()
+        {
+            continue;
+        }
+        let path = entry.path(&index);
+        let old = head.get(path).copied();
+        if old == Some(entry.id) {
+            continue;
+        }
+        out.push(StagedChange {
+            path: path.to_str_lossy().into_owned(),
+            new: entry.id,
+            old,
+        });
+    }
+    Ok(out)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (UTC).
+pub fn format_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC) into seconds since the epoch.
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid date `{s}` (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
+        None => (s, None),
+    };
+    let mut parts = date.split('-');
+    let y: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let m: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let d: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, m, d) * 86_400;
+    if let Some(t) = time {
+        let hms: Vec<i64> = t
+            .split(':')
+            .map(|p| p.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        if hms.len() != 3 {
+            return Err(bad());
+        }
+        secs += hms[0] * 3600 + hms[1] * 60 + hms[2];
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(format_date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_date(1_577_923_200), "2020-01-02T00:00:00Z");
+        assert_eq!(parse_date("2020-01-02"), Ok(1_577_923_200));
+        assert_eq!(parse_date("2020-01-02T01:02:03Z"), Ok(1_577_923_200 + 3723));
+        assert!(parse_date("yesterday").is_err());
+    }
+}
