@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod engine;
+mod git;
 mod hostile;
 mod output;
 mod rules_catalogue;
