@@ -26,6 +26,10 @@ pub fn check_rules(scanner: &Scanner, select: impl Fn(&Rule) -> bool) -> Vec<Rul
             rule: rule.spec.id.clone(),
             message,
         };
+        if rule.compiled().is_none() {
+            failures.push(fail("regex does not compile".into()));
+            continue;
+        }
         if rule.spec.examples.is_empty() {
             failures.push(fail("has no examples".into()));
         }

@@ -17,7 +17,7 @@ use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
-use crate::rules::{Rule, RuleSet, WINDOW_BEFORE};
+use crate::rules::{Compiled, Rule, RuleSet, WINDOW_BEFORE};
 
 /// Windows of one rule closer than this are searched as one.
 const WINDOW_MERGE_GAP: usize = 64;
@@ -143,12 +143,14 @@ impl Worker<'_> {
         for &r in &touched {
             let windows = std::mem::take(&mut self.windows[r]);
             let rule = scanner.rule(r);
-            let scratch = self.scratch[r].get_or_insert_with(|| RuleScratch {
-                cache: rule.regex.create_cache(),
-                caps: rule.regex.create_captures(),
-            });
-            for &(ws, we) in &windows {
-                confirm_window(rule, r, hay, ws..we, scratch, &mut found);
+            if let Some(compiled) = rule.compiled() {
+                let scratch = self.scratch[r].get_or_insert_with(|| RuleScratch {
+                    cache: compiled.regex.create_cache(),
+                    caps: compiled.regex.create_captures(),
+                });
+                for &(ws, we) in &windows {
+                    confirm_window(rule, compiled, r, hay, ws..we, scratch, &mut found);
+                }
             }
             let mut windows = windows;
             windows.clear();
@@ -232,6 +234,7 @@ struct Found {
 
 fn confirm_window(
     rule: &Rule,
+    compiled: &Compiled,
     rule_index: usize,
     hay: &[u8],
     window: Range<usize>,
@@ -240,7 +243,8 @@ fn confirm_window(
 ) {
     let mut input = Input::new(hay).range(window.clone());
     loop {
-        rule.regex
+        compiled
+            .regex
             .search_captures_with(&mut scratch.cache, &input, &mut scratch.caps);
         let Some(m) = scratch.caps.get_match() else {
             break;
@@ -248,7 +252,7 @@ fn confirm_window(
         let span = m.range();
         let secret_span = scratch
             .caps
-            .get_group(rule.secret_group)
+            .get_group(compiled.secret_group)
             .map(|s| s.range())
             .unwrap_or_else(|| span.clone());
         match confirm_secret(rule, hay, &secret_span, &mut found.data_uri) {
