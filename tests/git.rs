@@ -381,3 +381,78 @@ fn history_sarif_carries_commit_properties() {
     assert_eq!(p["author"], "Test Author");
     assert_eq!(p["email"], "author@example.invalid");
 }
+
+#[test]
+fn many_refs_non_utf8_names_and_oversized_blobs() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = Fake::new(108);
+    let (a, big) = (f.hf_token(), f.hf_token());
+    let mut r = Repo::new();
+    // A file name and an author name that are not UTF-8.
+    let name = OsStr::from_bytes(b"caf\xe9.env");
+    std::fs::write(r.path().join(name), format!("HF={a}\n")).unwrap();
+    std::fs::write(
+        r.path().join("big.txt"),
+        format!("{}\n{big}\n", "x".repeat(4096)),
+    )
+    .unwrap();
+    r.git(&["add", "-A"]);
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(r.path())
+        .arg("-c")
+        .arg(OsStr::from_bytes(b"user.name=J\xf6rg"))
+        .args([
+            "-c",
+            "user.email=j@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "latin1",
+        ])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Twenty thousand tags on the same commit.
+    let head = r.git(&["rev-parse", "HEAD"]);
+    let mut stdin = String::new();
+    for i in 0..20_000 {
+        stdin.push_str(&format!("create refs/tags/t{i} {head}\n"));
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(r.path())
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    r.git(&["pack-refs", "--all"]);
+
+    let (code, v, err) = scan(r.path(), &["--show-secrets", "--max-file-size", "1K"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("big.txt") && err.contains("over the maximum size"),
+        "{err}"
+    );
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!(findings[0]["secret"], Value::String(a));
+    let loc = &findings[0]["locations"][0];
+    assert_eq!(loc["path"], "caf\u{fffd}.env");
+    // git may re-encode a Latin-1 ident as UTF-8; either way it reaches the report readable.
+    let author = loc["author"].as_str().unwrap();
+    assert!(
+        author.starts_with('J') && author.ends_with("rg"),
+        "{author}"
+    );
+}
