@@ -87,7 +87,10 @@ fn scan(dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
 }
 
 /// (secret, [(commit, path, line)]) of every finding, with --show-secrets.
-fn found(dir: &Path, extra: &[&str]) -> Vec<(String, Vec<(String, String, u64)>)> {
+/// (commit, path, line) of one history location.
+type Place = (String, String, u64);
+
+fn found(dir: &Path, extra: &[&str]) -> Vec<(String, Vec<Place>)> {
     let mut extra = extra.to_vec();
     extra.push("--show-secrets");
     let (_, v, _) = scan(dir, &extra);
@@ -388,7 +391,7 @@ fn many_refs_non_utf8_names_and_oversized_blobs() {
     use std::os::unix::ffi::OsStrExt;
     let mut f = Fake::new(108);
     let (a, big) = (f.hf_token(), f.hf_token());
-    let mut r = Repo::new();
+    let r = Repo::new();
     // A file name and an author name that are not UTF-8.
     let name = OsStr::from_bytes(b"caf\xe9.env");
     std::fs::write(r.path().join(name), format!("HF={a}\n")).unwrap();
