@@ -12,6 +12,10 @@ from collections import Counter
 ASSIGN = (r"""(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4})?"""
           r"""(?:=|:=|=>|\|\|=|\?\?=|==)|:|[ \t]|,|>|\()[ \t\r\n]{0,6}"""
           r"""(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?)""")
+ASSIGN_STRICT = (r"""(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4})?"""
+                 r"""(?:=|:=|=>|\|\|=|\?\?=|==)|:|>)[ \t\r\n]{0,6}"""
+                 r"""(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?"""
+                 r"""|(?:,|\(|[ \t])[ \t\r\n]{0,6}[@rbuf]?[\x60"']))""")
 END = r"""(?:[\x60"'\s,;)\]}<&]|\\[nrt"']|$)"""
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CATS = set("""ai.model-api ai.model-registry ai.vector-db ai.experiment-tracker ai.data-platform cloud vcs ci
@@ -21,7 +25,7 @@ WORDS = ["example", "xxxx", "****", "...", "\u2026", "<", ">", "${", "{{", "%(",
 
 
 def expand(rx):
-    return rx.replace("{{assign}}", ASSIGN).replace("{{end}}", END)
+    return rx.replace("{{assign}}", ASSIGN).replace("{{assign_strict}}", ASSIGN_STRICT).replace("{{end}}", END)
 
 
 def entropy(s):

@@ -5,13 +5,24 @@
 //! keyword-context rule understands the same notations.
 
 /// Between a key and its value: closing quote or bracket of the key, an operator (`=`, `:`,
-/// `:=`, `=>`, `==`, `||=`, `??=`, a typed declaration `: T =`, a flag's space, a call's `(`, an
-/// argument list's `,`, an XML `>`), an optional `Bearer`/`Token`/`Basic` scheme, and an optional
-/// opening quote with a string prefix.
+/// `:=`, `=>`, `==`, `||=`, `??=`, a typed declaration `: T =`, an XML `>`) or a weak separator
+/// (a flag's space, a call's `(`, an argument list's `,`), an optional `Bearer`/`Token`/`Basic`
+/// scheme, and an optional opening quote with a string prefix. For rules whose value has a
+/// distinctive shape (exact length, alphabet).
 pub const ASSIGN: &str = concat!(
     r#"(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4})?"#,
     r#"(?:=|:=|=>|\|\|=|\?\?=|==)|:|[ \t]|,|>|\()[ \t\r\n]{0,6}"#,
     r#"(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?)"#,
+);
+
+/// Like [`ASSIGN`], but a weak separator (space, `,`, `(`) must be followed by a quoted value:
+/// for generic rules, whose values have no shape of their own, or `check(password, other)` and
+/// `Password reset` would read as assignments.
+pub const ASSIGN_STRICT: &str = concat!(
+    r#"(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:"#,
+    r#"(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4})?(?:=|:=|=>|\|\|=|\?\?=|==)|:|>)"#,
+    r#"[ \t\r\n]{0,6}(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?"#,
+    r#"|(?:,|\(|[ \t])[ \t\r\n]{0,6}[@rbuf]?[\x60"']))"#,
 );
 
 /// The end of a value: a quote, white space, a separator, a backslash escape or end of input.
@@ -21,6 +32,7 @@ pub const END: &str = r#"(?:[\x60"'\s,;)\]}<&]|\\[nrt"']|$)"#;
 pub fn expand(pattern: &str) -> String {
     pattern
         .replace("{{assign}}", ASSIGN)
+        .replace("{{assign_strict}}", ASSIGN_STRICT)
         .replace("{{end}}", END)
 }
 
@@ -68,6 +80,19 @@ mod tests {
         for c in &cases {
             assert!(re.is_match(c.as_bytes()), "no match in {c}");
         }
+    }
+
+    #[test]
+    fn strict_weak_separators_need_a_quoted_value() {
+        let pat = expand(r"(?i:api[_-]?key){{assign_strict}}(?P<secret>[A-Za-z0-9]{16}){{end}}");
+        let re = Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(&pat)
+            .unwrap();
+        assert!(re.is_match(b"api_key = Zq3xW9pLm2Rt7YvB"));
+        assert!(!re.is_match(b"check(api_key, Zq3xW9pLm2Rt7YvB)"));
+        assert!(!re.is_match(b"api_key Zq3xW9pLm2Rt7YvB"));
+        assert!(re.is_match(b"check(api_key, \"Zq3xW9pLm2Rt7YvB\")"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Secret checks after a regex match: entropy, offline validators, the global placeholder
 //! filter and base64 `data:` URI detection.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 use base64::Engine;
 
-use crate::rules::{contains_ignore_ascii_case, Validator};
+use crate::rules::Validator;
 
 /// Shannon entropy of `s` in bits per byte.
 pub fn shannon_entropy(s: &[u8]) -> f64 {
@@ -154,12 +157,20 @@ const PLACEHOLDER_WORDS: &[&[u8]] = &[
 /// are normal, so the run checks do not apply to them.
 const RUN_CHECK_MAX_LEN: usize = 128;
 
+/// One case-insensitive automaton over the placeholder words, built once.
+fn placeholder_words() -> &'static AhoCorasick {
+    static WORDS: OnceLock<AhoCorasick> = OnceLock::new();
+    WORDS.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(PLACEHOLDER_WORDS)
+            .expect("placeholder words build an automaton")
+    })
+}
+
 /// Whether a candidate secret is a documented example, a template or a redacted value.
 pub fn is_placeholder(secret: &[u8]) -> bool {
-    if PLACEHOLDER_WORDS
-        .iter()
-        .any(|w| contains_ignore_ascii_case(secret, w))
-    {
+    if placeholder_words().is_match(secret) {
         return true;
     }
     if secret.len() > RUN_CHECK_MAX_LEN {
