@@ -111,7 +111,13 @@ fn pem(secret: &[u8]) -> bool {
         return false;
     };
     let mut base64_len = 0;
-    for line in body.lines().map(str::trim) {
+    // Keys pasted into source keep their decoration: string literals (`"MIIE...\n"` per
+    // line) and comment markers (`// MIIE...`, `# MIIE...`, ` * MIIE...`).
+    let decoration = |c: char| c.is_whitespace() || "\"'/#*;".contains(c);
+    for line in body.lines().map(|l| {
+        l.trim_start_matches(decoration)
+            .trim_end_matches(decoration)
+    }) {
         // Armor headers (`Proc-Type:`, `DEK-Info:`, `Version:`) and PGP checksums (`=abcd`).
         if line.is_empty() || line.contains(':') || (line.starts_with('=') && line.len() <= 5) {
             continue;
@@ -288,5 +294,16 @@ mod tests {
         assert!(!pem(bad.as_bytes()));
         let escaped = good.replace('\n', "\\n");
         assert!(pem(escaped.as_bytes()));
+        // As C string literals, one per line.
+        let c_strings: String = good.lines().map(|l| format!("\"{l}\\n\"\n    ")).collect();
+        assert!(
+            pem(c_strings.trim().trim_matches('"').as_bytes()),
+            "{c_strings}"
+        );
+        let commented: String = good.lines().map(|l| format!("// {l}\n")).collect();
+        assert!(
+            pem(commented.trim_start_matches("// ").trim().as_bytes()),
+            "{commented}"
+        );
     }
 }
