@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod content;
 pub mod findings;
 pub mod report;
 pub mod rules;

@@ -1,0 +1,1 @@
+//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers.

@@ -1,0 +1,1 @@
+//! Pickles, parsed statically: string constants and imported callables, never executed.
