@@ -13,7 +13,8 @@ use clap::Args;
 
 use super::scan::{exit_code, parse_size, summarize, write_report};
 use super::{build_scanner, ReportArgs};
-use crate::findings::{place, FindingSet, Placed};
+use crate::content::{self, Limits};
+use crate::findings::{FindingSet, Placed};
 use crate::scan::Scanner;
 use crate::source::git::{self, parse_date, HistoryOptions};
 use crate::source::{looks_binary, Diagnostics, Provenance};
@@ -144,6 +145,10 @@ fn scan_history(
     threads: usize,
 ) -> Result<()> {
     let history = git::walk_history(&repo, opts, diag)?;
+    let limits = Limits {
+        max_member_bytes: opts.max_blob_size,
+        ..Limits::default()
+    };
     let shared = repo.into_sync();
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -166,16 +171,19 @@ fn scan_history(
                     else {
                         continue;
                     };
-                    if looks_binary(data) {
+                    if looks_binary(data) && !content::claims(data) {
                         diag.binary.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     diag.scanned(data.len());
-                    let matches = worker.scan(data);
-                    if matches.is_empty() {
+                    let decoded = content::scan_content(&mut worker, data, &limits);
+                    for w in &decoded.warnings {
+                        diag.warn(&what, w);
+                    }
+                    let placed = decoded.placed;
+                    if placed.is_empty() {
                         continue;
                     }
-                    let placed = place(data, &matches);
                     let mut set = findings.lock().unwrap_or_else(|e| e.into_inner());
                     for intro in intros {
                         let provenance = Provenance::Git {
@@ -202,6 +210,10 @@ fn scan_staged(
     max: u64,
 ) -> Result<()> {
     let changes = git::staged_changes(repo, diag)?;
+    let limits = Limits {
+        max_member_bytes: max,
+        ..Limits::default()
+    };
     let mut worker = scanner.worker();
     let mut buf = Vec::new();
     let mut old_buf = Vec::new();
@@ -209,25 +221,33 @@ fn scan_staged(
         let Some(data) = git::read_blob(repo, change.new, max, &mut buf, &change.path, diag) else {
             continue;
         };
-        if looks_binary(data) {
+        if looks_binary(data) && !content::claims(data) {
             diag.binary.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         diag.scanned(data.len());
-        let matches = worker.scan(data);
-        if matches.is_empty() {
+        let decoded = content::scan_content(&mut worker, data, &limits);
+        for w in &decoded.warnings {
+            diag.warn(&change.path, w);
+        }
+        let placed = decoded.placed;
+        if placed.is_empty() {
             continue;
         }
-        let placed = place(data, &matches);
         let old_lines: HashSet<&[u8]> = match change.old {
             Some(old) => git::read_blob(repo, old, max, &mut old_buf, &change.path, diag)
                 .map(|d| d.split(|&b| b == b'\n').map(trim_cr).collect())
                 .unwrap_or_default(),
             None => HashSet::new(),
         };
+        // Findings inside members or decoded content have no line of this file to compare.
         let added: Vec<Placed> = placed
             .into_iter()
-            .filter(|p| !old_lines.contains(line_at(data, p.offset)))
+            .filter(|p| {
+                p.member.is_some()
+                    || p.position.is_none()
+                    || !old_lines.contains(line_at(data, p.offset))
+            })
             .collect();
         let provenance = Provenance::File {
             path: format!("{prefix}{}", change.path),

@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::{build_scanner, ColorChoice, ReportArgs};
-use crate::findings::{place, Finding, FindingSet, Placed};
+use crate::content::{scan_content, Limits};
+use crate::findings::{Finding, FindingSet, Placed};
 use crate::report::{self, Format, ReportContext};
 use crate::scan::{Scanner, Worker};
 use crate::source::fs::{walk, FileVisitor, WalkOptions};
@@ -35,6 +36,9 @@ pub struct ScanArgs {
     /// Do not show a progress line on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// How deep to open archives nested in archives.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
+    archive_depth: usize,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -66,6 +70,8 @@ struct Shared {
 struct Visitor<'a> {
     worker: Worker<'a>,
     shared: &'a Shared,
+    diag: &'a Diagnostics,
+    limits: &'a Limits,
 }
 
 impl Visitor<'_> {
@@ -81,8 +87,11 @@ impl Visitor<'_> {
         let placed = match cached {
             Some(p) => p,
             None => {
-                let matches = self.worker.scan(data);
-                let placed = (!matches.is_empty()).then(|| Arc::new(place(data, &matches)));
+                let decoded = scan_content(&mut self.worker, data, self.limits);
+                for w in &decoded.warnings {
+                    self.diag.warn(provenance.path(), w);
+                }
+                let placed = (!decoded.placed.is_empty()).then(|| Arc::new(decoded.placed));
                 self.shared
                     .seen
                     .lock()
@@ -155,12 +164,23 @@ impl Drop for Progress {
     }
 }
 
+impl ScanArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.archive_depth,
+            max_member_bytes: self.max_file_size,
+            ..Limits::default()
+        }
+    }
+}
+
 pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let scanner = build_scanner(&args.report.rule_files)?;
     let diag = Arc::new(Diagnostics::new(args.report.quiet));
     let shared = Shared::default();
     let threads = args.report.threads();
+    let limits = args.limits();
 
     let (stdin, paths): (Vec<&PathBuf>, Vec<&PathBuf>) =
         args.paths.iter().partition(|p| p.as_os_str() == "-");
@@ -183,6 +203,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         let mut v = Visitor {
             worker: scanner.worker(),
             shared: &shared,
+            diag: &diag,
+            limits: &limits,
         };
         v.scan(Provenance::Stdin, &data);
     }
@@ -195,6 +217,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     walk(&roots, &opts, &diag, || Visitor {
         worker: scanner.worker(),
         shared: &shared,
+        diag: &diag,
+        limits: &limits,
     });
     drop(progress);
 

@@ -1,5 +1,333 @@
 //! Content decoders: formats chosen by their bytes (magic numbers and structure), never by
 //! file name alone, each yielding text to scan with a map back to where it came from.
+//!
+//! Contract: [`scan_content`] takes one top-level blob and returns every placed finding in it
+//! and in everything nested inside it (archive members, notebook cells and outputs), under
+//! one [`Budget`] per top-level blob (depth, total decoded bytes, entries, compression ratio).
+//! What a limit cuts off is reported as a warning; nothing here panics on input.
 
+#[cfg(feature = "archive")]
+mod archive;
 pub mod model_meta;
+pub mod notebook;
 pub mod pickle;
+
+use crate::findings::{place, Extra, Placed, Position};
+use crate::scan::Worker;
+use crate::source::looks_binary;
+
+/// Limits for decoding one top-level blob and everything nested in it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Archive nesting depth (a zip in a zip is depth 2).
+    pub max_depth: usize,
+    /// Decoded bytes in all, across all members.
+    pub max_total_bytes: u64,
+    /// Archive entries in all.
+    pub max_entries: usize,
+    /// Largest decoded/compressed ratio accepted for one member (zip bombs).
+    pub max_ratio: u64,
+    /// Largest single decoded member.
+    pub max_member_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: 8,
+            max_total_bytes: 1 << 30,
+            max_entries: 100_000,
+            max_ratio: 1_000,
+            max_member_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What is left of the limits while decoding one top-level blob.
+#[derive(Debug)]
+pub struct Budget<'l> {
+    limits: &'l Limits,
+    bytes: u64,
+    entries: usize,
+}
+
+impl<'l> Budget<'l> {
+    /// A fresh budget.
+    pub fn new(limits: &'l Limits) -> Budget<'l> {
+        Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Decoded bytes still allowed for one member.
+    pub(crate) fn member_allowance(&self, compressed: u64) -> u64 {
+        let by_ratio = compressed
+            .saturating_mul(self.limits.max_ratio)
+            .max(1 << 20);
+        self.limits
+            .max_member_bytes
+            .min(self.limits.max_total_bytes.saturating_sub(self.bytes))
+            .min(by_ratio)
+    }
+
+    /// Takes one entry; false when the entry limit is reached.
+    pub(crate) fn take_entry(&mut self) -> bool {
+        self.entries += 1;
+        self.entries <= self.limits.max_entries
+    }
+
+    /// Accounts decoded bytes.
+    pub(crate) fn take_bytes(&mut self, n: u64) {
+        self.bytes = self.bytes.saturating_add(n);
+    }
+}
+
+/// What decoding one blob found: findings and warnings (with the member they concern).
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Placed findings, `member` set for nested content.
+    pub placed: Vec<Placed>,
+    /// Problems met (a limit reached, a corrupt member); the scan went on.
+    pub warnings: Vec<String>,
+}
+
+/// Whether a decoder claims `data` (so binary content is not skipped).
+pub fn claims(data: &[u8]) -> bool {
+    #[cfg(feature = "archive")]
+    if archive::is_archive(data) {
+        return true;
+    }
+    notebook::looks_like_notebook(data)
+}
+
+/// Scans a blob and everything nested in it.
+pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> Decoded {
+    let mut out = Decoded::default();
+    let mut budget = Budget::new(limits);
+    let mut ctx = Context {
+        worker,
+        budget: &mut budget,
+        out: &mut out,
+    };
+    ctx.decode(data, None, 0);
+    out
+}
+
+pub(crate) struct Context<'a, 'w, 'l> {
+    pub(crate) worker: &'a mut Worker<'w>,
+    pub(crate) budget: &'a mut Budget<'l>,
+    pub(crate) out: &'a mut Decoded,
+}
+
+/// Joins a member chain: `outer!inner`.
+pub(crate) fn join_member(parent: Option<&str>, name: &str) -> String {
+    match parent {
+        Some(p) => format!("{p}!{name}"),
+        None => name.to_string(),
+    }
+}
+
+impl Context<'_, '_, '_> {
+    pub(crate) fn warn(&mut self, member: Option<&str>, msg: impl std::fmt::Display) {
+        self.out.warnings.push(match member {
+            Some(m) => format!("{m}: {msg}"),
+            None => msg.to_string(),
+        });
+    }
+
+    /// Decodes `data` (a top-level blob when `member` is `None`) by what its bytes are.
+    pub(crate) fn decode(&mut self, data: &[u8], member: Option<&str>, depth: usize) {
+        #[cfg(feature = "archive")]
+        if archive::is_archive(data) {
+            if depth >= self.budget.limits.max_depth {
+                self.warn(
+                    member,
+                    format!(
+                        "archive nested deeper than {} levels: not opened",
+                        self.budget.limits.max_depth
+                    ),
+                );
+                return;
+            }
+            archive::decode(self, data, member, depth + 1);
+            return;
+        }
+        if notebook::looks_like_notebook(data) {
+            if let Some(nb) = notebook::decode(data) {
+                self.scan_notebook(data, &nb, member);
+                return;
+            }
+        }
+        if looks_binary(data) {
+            return;
+        }
+        self.scan_text(data, member);
+    }
+
+    /// Scans plain text.
+    fn scan_text(&mut self, data: &[u8], member: Option<&str>) {
+        let matches = self.worker.scan(data);
+        if matches.is_empty() {
+            return;
+        }
+        let mut placed = place(data, &matches);
+        if data.starts_with(b"---\n") || data.starts_with(b"---\r\n") {
+            annotate_front_matter(data, &mut placed);
+        }
+        for p in &mut placed {
+            p.member = member.map(str::to_string);
+        }
+        self.out.placed.extend(placed);
+    }
+
+    fn scan_notebook(&mut self, raw: &[u8], nb: &notebook::NotebookText, member: Option<&str>) {
+        let matches = self.worker.scan(&nb.text);
+        if matches.is_empty() {
+            return;
+        }
+        for mut p in place(&nb.text, &matches) {
+            let (Some(start), Some(seg)) = (nb.raw_offset(p.offset), nb.segment(p.offset)) else {
+                continue;
+            };
+            let end = nb
+                .raw_offset(p.offset + p.secret.len().saturating_sub(1))
+                .map_or(start + p.secret.len(), |e| e + 1);
+            p.extra.cell = seg.cell;
+            p.extra.output = seg.output;
+            p.offset = start;
+            p.position = Some(position_of(raw, start, end));
+            p.member = member.map(str::to_string);
+            self.out.placed.push(p);
+        }
+    }
+}
+
+/// Lines and columns of raw byte range `start..end`.
+pub(crate) fn position_of(raw: &[u8], start: usize, end: usize) -> Position {
+    let start = start.min(raw.len());
+    let end = end.clamp(start, raw.len());
+    let line = 1 + memchr::memchr_iter(b'\n', &raw[..start]).count();
+    let line_start = memchr::memrchr(b'\n', &raw[..start]).map_or(0, |i| i + 1);
+    let inner = memchr::memchr_iter(b'\n', &raw[start..end]).count();
+    let last_start = memchr::memrchr(b'\n', &raw[..end])
+        .map_or(0, |i| i + 1)
+        .max(line_start);
+    Position {
+        line,
+        column: start - line_start + 1,
+        end_line: line + inner,
+        end_column: end - last_start + 1,
+    }
+}
+
+/// For findings inside YAML front matter (`---` … `---`, as Hugging Face model and dataset
+/// cards have), records the dotted key path they sit under.
+fn annotate_front_matter(data: &[u8], placed: &mut [Placed]) {
+    let text = String::from_utf8_lossy(data);
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(close) = lines
+        .iter()
+        .skip(1)
+        .position(|l| l.trim_end() == "---" || l.trim_end() == "...")
+    else {
+        return;
+    };
+    let end_line = close + 2; // 1-based line of the closing marker
+    for p in placed.iter_mut() {
+        let Some(pos) = p.position else { continue };
+        if pos.line <= 1 || pos.line >= end_line {
+            continue;
+        }
+        let mut keys: Vec<String> = Vec::new();
+        let mut indent = usize::MAX;
+        for l in lines[1..pos.line].iter().rev() {
+            let trimmed = l.trim_start();
+            let body = trimmed.trim_start_matches("- ");
+            // A list item's key is indented past its dash.
+            let this_indent = l.len() - body.len();
+            let Some(colon) = body.find(':') else {
+                continue;
+            };
+            let key = &body[..colon];
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-. ".contains(c))
+            {
+                continue;
+            }
+            if this_indent < indent {
+                keys.push(key.trim().to_string());
+                indent = this_indent;
+                if indent == 0 {
+                    break;
+                }
+            }
+        }
+        if !keys.is_empty() {
+            keys.reverse();
+            p.extra.key = Some(keys.join("."));
+        }
+    }
+}
+
+/// A placed finding for binary content (no lines): offset in the member, and a key.
+pub(crate) fn binary_placed(
+    rule: usize,
+    secret: Vec<u8>,
+    offset: usize,
+    member: Option<&str>,
+    extra: Extra,
+) -> Placed {
+    let len = secret.len();
+    Placed {
+        rule,
+        snippet: secret.clone(),
+        snippet_secret: 0..len,
+        snippet_others: Vec::new(),
+        secret,
+        offset,
+        position: None,
+        member: member.map(str::to_string),
+        extra,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_matter_keys() {
+        let card =
+            b"---\nlicense: mit\nwidget:\n  - text: hi\n    token: SECRET\n---\nbody SECRET\n";
+        let at = card.windows(6).position(|w| w == b"SECRET").unwrap();
+        let mut placed = vec![binary_placed(
+            0,
+            b"SECRET".to_vec(),
+            at,
+            None,
+            Extra::default(),
+        )];
+        placed[0].position = Some(position_of(card, at, at + 6));
+        annotate_front_matter(card, &mut placed);
+        assert_eq!(placed[0].extra.key.as_deref(), Some("widget.token"));
+    }
+
+    #[test]
+    fn positions() {
+        let raw = b"ab\ncdef\ng";
+        assert_eq!(
+            position_of(raw, 4, 6),
+            Position {
+                line: 2,
+                column: 2,
+                end_line: 2,
+                end_column: 4
+            }
+        );
+        assert_eq!(position_of(raw, 0, 9).end_line, 3);
+    }
+}

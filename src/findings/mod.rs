@@ -23,8 +23,25 @@ pub struct Placed {
     pub rule: usize,
     /// The secret bytes.
     pub secret: Vec<u8>,
-    /// Byte offset of the secret in the input.
+    /// Byte offset of the secret in the input (in `member` when set).
     pub offset: usize,
+    /// Lines and columns; `None` for binary content (a pickle constant, model metadata).
+    pub position: Option<Position>,
+    /// Archive member chain below the input (`inner.zip!dir/file.py`), if any.
+    pub member: Option<String>,
+    /// Notebook cell and output, YAML key, or a message.
+    pub extra: Extra,
+    /// The text around the secret on its first line (not redacted).
+    pub snippet: Vec<u8>,
+    /// Where the secret sits in `snippet`.
+    pub snippet_secret: Range<usize>,
+    /// Where other secrets of the same input sit in `snippet`, so reports redact them too.
+    pub snippet_others: Vec<Range<usize>>,
+}
+
+/// Where a secret sits in a text: 1-based lines, 1-based byte columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
     /// Line of the secret's first byte.
     pub line: usize,
     /// Column of the secret's first byte.
@@ -33,12 +50,19 @@ pub struct Placed {
     pub end_line: usize,
     /// Column just past the secret's last byte on `end_line`.
     pub end_column: usize,
-    /// The text around the secret on its first line (not redacted).
-    pub snippet: Vec<u8>,
-    /// Where the secret sits in `snippet`.
-    pub snippet_secret: Range<usize>,
-    /// Where other secrets of the same input sit in `snippet`, so reports redact them too.
-    pub snippet_others: Vec<Range<usize>>,
+}
+
+/// Facts a decoder adds to a location.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Extra {
+    /// Notebook cell index (0-based).
+    pub cell: Option<usize>,
+    /// Output index within the cell (0-based).
+    pub output: Option<usize>,
+    /// The key a value sits under (model-card front matter, model metadata).
+    pub key: Option<String>,
+    /// A message for findings that are not secrets (unsafe pickle imports).
+    pub message: Option<String>,
 }
 
 /// Neighbouring matches looked at for secrets that share a snippet.
@@ -92,10 +116,14 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
             snippet_others,
             secret: inner.to_vec(),
             offset: s,
-            line,
-            column: s - line_start + 1,
-            end_line,
-            end_column,
+            position: Some(Position {
+                line,
+                column: s - line_start + 1,
+                end_line,
+                end_column,
+            }),
+            member: None,
+            extra: Extra::default(),
             snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
             snippet,
         });
@@ -135,16 +163,14 @@ pub fn location_fingerprint(secret_fp: &str, path: &str, line: usize) -> String 
 pub struct Location {
     /// Where the input came from.
     pub provenance: Provenance,
-    /// Placement within the input.
-    pub line: usize,
-    /// 1-based byte column.
-    pub column: usize,
-    /// Last line of the secret.
-    pub end_line: usize,
-    /// Column just past the secret on `end_line`.
-    pub end_column: usize,
-    /// Byte offset of the secret in the input.
+    /// Archive member chain below the input, if any.
+    pub member: Option<String>,
+    /// Lines and columns, when the content has lines.
+    pub position: Option<Position>,
+    /// Byte offset of the secret in the input (in the member when set).
     pub offset: usize,
+    /// Decoder facts (notebook cell and output, key, message).
+    pub extra: Extra,
     /// Text around the secret (unredacted) and the secret's range in it.
     pub snippet: Vec<u8>,
     /// Range of the secret in `snippet`.
@@ -175,23 +201,41 @@ pub struct FindingSet {
     findings: Vec<Finding>,
 }
 
+impl Location {
+    /// The path reports show: the input's path, then `!member` for archive members.
+    pub fn display_path(&self) -> String {
+        match &self.member {
+            Some(m) => format!("{}!{m}", self.provenance.path()),
+            None => self.provenance.path().to_string(),
+        }
+    }
+}
+
 impl FindingSet {
     /// Adds the placed matches of one input seen at `provenance`.
     pub fn add(&mut self, scanner: &Scanner, provenance: &Provenance, placed: &[Placed]) {
         for p in placed {
             let rule_id = scanner.rule(p.rule).id();
             let fp = secret_fingerprint(rule_id, &p.secret);
+            let path = match &p.member {
+                Some(m) => format!("{}!{m}", provenance.path()),
+                None => provenance.path().to_string(),
+            };
+            let line = p.position.map_or(0, |pos| pos.line);
             let location = Location {
                 provenance: provenance.clone(),
-                line: p.line,
-                column: p.column,
-                end_line: p.end_line,
-                end_column: p.end_column,
+                member: p.member.clone(),
+                position: p.position,
                 offset: p.offset,
+                extra: p.extra.clone(),
                 snippet: p.snippet.clone(),
                 snippet_secret: p.snippet_secret.clone(),
                 snippet_others: p.snippet_others.clone(),
-                fingerprint: location_fingerprint(&fp, provenance.path(), p.line),
+                fingerprint: location_fingerprint(
+                    &fp,
+                    &path,
+                    if line > 0 { line } else { p.offset },
+                ),
             };
             match self.index.get(&fp) {
                 Some(&i) => self.findings[i].locations.push(location),
@@ -229,8 +273,14 @@ impl FindingSet {
                 .dedup_by(|a, b| a.provenance == b.provenance && a.offset == b.offset);
         }
         v.sort_by(|a, b| {
-            let ka = a.locations.first().map(|l| (&l.provenance, l.offset));
-            let kb = b.locations.first().map(|l| (&l.provenance, l.offset));
+            let ka = a
+                .locations
+                .first()
+                .map(|l| (&l.provenance, &l.member, l.offset));
+            let kb = b
+                .locations
+                .first()
+                .map(|l| (&l.provenance, &l.member, l.offset));
             ka.cmp(&kb).then(a.rule.cmp(&b.rule))
         });
         v
@@ -252,11 +302,9 @@ mod tests {
         let s1 = 5;
         let s2 = hay.windows(7).rposition(|w| w == b"secret2").unwrap();
         let placed = place(hay, &[mk(s1, s1 + 7), mk(s2, s2 + 7)]);
-        assert_eq!(
-            (placed[0].line, placed[0].column, placed[0].end_column),
-            (2, 4, 11)
-        );
-        assert_eq!((placed[1].line, placed[1].column), (4, 3));
+        let (p0, p1) = (placed[0].position.unwrap(), placed[1].position.unwrap());
+        assert_eq!((p0.line, p0.column, p0.end_column), (2, 4, 11));
+        assert_eq!((p1.line, p1.column), (4, 3));
         assert_eq!(
             &placed[0].snippet[placed[0].snippet_secret.clone()],
             b"secret1"

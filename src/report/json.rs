@@ -9,12 +9,22 @@ use crate::findings::Finding;
 
 #[derive(Serialize)]
 struct JsonLocation<'a> {
-    path: &'a str,
-    line: usize,
-    column: usize,
-    end_line: usize,
-    end_column: usize,
+    path: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    end_line: Option<usize>,
+    end_column: Option<usize>,
     offset: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cell: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
     snippet: String,
     fingerprint: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,12 +61,17 @@ fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
             .locations
             .iter()
             .map(|l| JsonLocation {
-                path: l.provenance.path(),
-                line: l.line,
-                column: l.column,
-                end_line: l.end_line,
-                end_column: l.end_column,
+                path: l.display_path(),
+                line: l.position.map(|p| p.line),
+                column: l.position.map(|p| p.column),
+                end_line: l.position.map(|p| p.end_line),
+                end_column: l.position.map(|p| p.end_column),
                 offset: l.offset,
+                member: l.member.as_deref(),
+                cell: l.extra.cell,
+                output: l.extra.output,
+                key: l.extra.key.as_deref(),
+                message: l.extra.message.as_deref(),
                 snippet: ctx.snippet(l),
                 fingerprint: &l.fingerprint,
                 commit: l.provenance.commit().map(|c| c.id.as_str()),

@@ -146,17 +146,21 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
 }
 
 fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
-    let mut region = json!({
-        "startLine": loc.line,
-        "startColumn": loc.column,
-        "endLine": loc.end_line,
-        "endColumn": loc.end_column,
-    });
+    let mut region = match loc.position {
+        Some(p) => json!({
+            "startLine": p.line,
+            "startColumn": p.column,
+            "endLine": p.end_line,
+            "endColumn": p.end_column,
+        }),
+        None => json!({ "byteOffset": loc.offset }),
+    };
     let snippet = ctx.snippet(loc);
     if !snippet.is_empty() {
         region["snippet"] = json!({ "text": snippet });
     }
-    let path = loc.provenance.path();
+    let path = loc.display_path();
+    let path = path.as_str();
     let artifact = if path.starts_with('/') {
         json!({ "uri": format!("file://{}", uri_encode(path)) })
     } else if ctx.root_uri.is_some() {
@@ -173,6 +177,18 @@ fn result_properties(rule: &Rule, f: &Finding, loc: &Location) -> Value {
         "category": rule.spec.category,
         "locationsOfSecret": f.locations.len(),
     });
+    if let Some(c) = loc.extra.cell {
+        p["cell"] = json!(c);
+    }
+    if let Some(o) = loc.extra.output {
+        p["output"] = json!(o);
+    }
+    if let Some(k) = &loc.extra.key {
+        p["key"] = json!(k);
+    }
+    if let Some(m) = &loc.extra.message {
+        p["detail"] = json!(m);
+    }
     if let Some(c) = loc.provenance.commit() {
         p["commit"] = json!(c.id);
         p["author"] = json!(c.author);

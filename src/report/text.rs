@@ -50,13 +50,32 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
             paint(ctx, "35", &ctx.secret(&f.secret))
         )?;
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
-            let place = format!("{}:{}:{}", loc.provenance.path(), loc.line, loc.column);
+            let place = match loc.position {
+                Some(p) => format!("{}:{}:{}", loc.display_path(), p.line, p.column),
+                None => format!("{} @ byte {}", loc.display_path(), loc.offset),
+            };
             writeln!(
                 out,
                 "         at {}  {}",
                 paint(ctx, "32", &place),
                 paint(ctx, "2", &ctx.snippet(loc))
             )?;
+            let mut facts = Vec::new();
+            if let Some(c) = loc.extra.cell {
+                facts.push(format!("cell {c}"));
+            }
+            if let Some(o) = loc.extra.output {
+                facts.push(format!("output {o}"));
+            }
+            if let Some(k) = &loc.extra.key {
+                facts.push(format!("key {k}"));
+            }
+            if let Some(m) = &loc.extra.message {
+                facts.push(m.clone());
+            }
+            if !facts.is_empty() {
+                writeln!(out, "            {}", facts.join(", "))?;
+            }
             if let Some(c) = loc.provenance.commit() {
                 let short = &c.id[..c.id.len().min(12)];
                 writeln!(

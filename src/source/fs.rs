@@ -92,7 +92,7 @@ where
             match read(path, opts.max_file_size, &mut buf) {
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
-                    if looks_binary(data) {
+                    if looks_binary(data) && !crate::content::claims(data) {
                         diag.binary
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     } else {
