@@ -166,8 +166,62 @@ impl Context<'_, '_, '_> {
         self.scan_text(data, member);
     }
 
+    /// Records a decoder finding (not a secret): an unsafe import or a code-carrying layer.
+    pub(crate) fn unsafe_code(
+        &mut self,
+        rule_id: &str,
+        what: &str,
+        offset: usize,
+        position: Option<Position>,
+        member: Option<&str>,
+        message: String,
+    ) {
+        let Some(rule) = self.worker.scanner().rules().index_of(rule_id) else {
+            return;
+        };
+        let mut p = binary_placed(
+            rule,
+            what.as_bytes().to_vec(),
+            offset,
+            member,
+            Extra {
+                message: Some(message.clone()),
+                ..Extra::default()
+            },
+        );
+        // The snippet is the message; nothing in it is secret.
+        p.snippet = message.into_bytes();
+        p.snippet_secret = 0..0;
+        p.position = position;
+        self.out.placed.push(p);
+    }
+
+    /// A Keras `config.json` (inside a `.keras` zip) with `Lambda` layers: serialized code.
+    fn check_keras_config(&mut self, data: &[u8], member: Option<&str>) {
+        let is_config = member.is_some_and(|m| m.rsplit(['!', '/']).next() == Some("config.json"));
+        if !is_config {
+            return;
+        }
+        for at in memchr::memmem::find_iter(data, b"\"Lambda\"") {
+            let before = &data[at.saturating_sub(48)..at];
+            if memchr::memmem::find(before, b"\"class_name\"").is_some() {
+                let position = position_of(data, at, at + 8);
+                self.unsafe_code(
+                    crate::rules::KERAS_LAMBDA,
+                    "keras.layers.Lambda",
+                    at,
+                    Some(position),
+                    member,
+                    "Keras Lambda layer: the model carries Python code that runs when it is loaded"
+                        .to_string(),
+                );
+            }
+        }
+    }
+
     /// Scans plain text.
     fn scan_text(&mut self, data: &[u8], member: Option<&str>) {
+        self.check_keras_config(data, member);
         let matches = self.worker.scan(data);
         if matches.is_empty() {
             return;
@@ -180,6 +234,29 @@ impl Context<'_, '_, '_> {
             p.member = member.map(str::to_string);
         }
         self.out.placed.extend(placed);
+    }
+
+    /// Scans strings pulled out of binary content (pickle constants, model metadata): joined
+    /// one per line, each finding placed at its string's byte offset, with its key.
+    fn scan_strings(&mut self, items: &[StringItem<'_>], member: Option<&str>) {
+        let mut text = Vec::new();
+        let mut starts = Vec::with_capacity(items.len());
+        for item in items {
+            starts.push(text.len());
+            text.extend_from_slice(item.value);
+            text.push(b'\n');
+        }
+        let matches = self.worker.scan(&text);
+        for mut p in place(&text, &matches) {
+            let i = starts.partition_point(|&s| s <= p.offset).saturating_sub(1);
+            let Some(item) = items.get(i) else { continue };
+            let within = p.offset - starts[i];
+            p.offset = item.offset + if item.exact { within } else { 0 };
+            p.position = None;
+            p.member = member.map(str::to_string);
+            p.extra.key = item.key.clone();
+            self.out.placed.push(p);
+        }
     }
 
     fn scan_notebook(&mut self, raw: &[u8], nb: &notebook::NotebookText, member: Option<&str>) {
@@ -202,6 +279,15 @@ impl Context<'_, '_, '_> {
             self.out.placed.push(p);
         }
     }
+}
+
+/// A string found in binary content.
+pub(crate) struct StringItem<'a> {
+    /// Byte offset in the member: of the value itself when `exact`, else of the record holding it.
+    pub(crate) offset: usize,
+    pub(crate) exact: bool,
+    pub(crate) key: Option<String>,
+    pub(crate) value: &'a [u8],
 }
 
 /// Lines and columns of raw byte range `start..end`.

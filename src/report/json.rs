@@ -55,7 +55,7 @@ fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
         name: &rule.spec.name,
         category: &rule.spec.category,
         severity: rule.spec.severity.as_str(),
-        secret: ctx.secret(&f.secret),
+        secret: ctx.secret_of(f),
         fingerprint: &f.fingerprint,
         locations: f
             .locations

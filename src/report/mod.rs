@@ -49,6 +49,16 @@ impl ReportContext<'_> {
         self.scanner.rule(f.rule)
     }
 
+    /// The secret as reports show it (decoder findings, such as an unsafe import, are not
+    /// secrets and are shown as they are).
+    pub fn secret_of(&self, f: &Finding) -> String {
+        if self.rule(f).is_synthetic() {
+            String::from_utf8_lossy(&f.secret).into_owned()
+        } else {
+            self.secret(&f.secret)
+        }
+    }
+
     /// The secret as reports show it.
     pub fn secret(&self, secret: &[u8]) -> String {
         if self.show_secrets {

@@ -212,7 +212,7 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
     let mut results = Vec::new();
     'outer: for f in findings {
         let rule = ctx.rule(f);
-        let secret = ctx.secret(&f.secret);
+        let secret = ctx.secret_of(f);
         for loc in &f.locations {
             if results.len() >= MAX_RESULTS {
                 break 'outer;

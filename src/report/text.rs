@@ -47,7 +47,7 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
         writeln!(
             out,
             "         secret: {}",
-            paint(ctx, "35", &ctx.secret(&f.secret))
+            paint(ctx, "35", &ctx.secret_of(f))
         )?;
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
             let place = match loc.position {

@@ -19,7 +19,7 @@ pub fn check_rules(scanner: &Scanner, select: impl Fn(&Rule) -> bool) -> Vec<Rul
     let mut worker = scanner.worker();
     let mut failures = Vec::new();
     for (i, rule) in scanner.rules().rules().iter().enumerate() {
-        if !select(rule) {
+        if !select(rule) || rule.is_synthetic() {
             continue;
         }
         let fail = |message: String| RuleCheckFailure {

@@ -115,6 +115,7 @@ pub const CATEGORIES: &[&str] = &[
     "private-key",
     "jwt",
     "generic",
+    "unsafe-code",
 ];
 
 /// A rule file as written: `[[rules]]` entries.
@@ -194,6 +195,8 @@ pub struct Rule {
     pub(crate) allow_regexes: Vec<meta::Regex>,
     pub(crate) stopwords: Vec<Vec<u8>>,
     pub(crate) window_after: usize,
+    /// Reported by a decoder (an unsafe pickle import), never matched by a regex.
+    pub(crate) synthetic: bool,
 }
 
 /// A rule's compiled regex and the index of its `secret` group (0 = whole match).
@@ -233,6 +236,40 @@ impl Rule {
     /// The rule id.
     pub fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    /// A rule whose findings come from a decoder, not from a regex: unsafe imports in pickles,
+    /// code-carrying Keras layers.
+    pub fn synthetic(id: &str, name: &str, severity: Severity, reference: &str) -> Rule {
+        Rule {
+            spec: RuleSpec {
+                id: id.to_string(),
+                name: name.to_string(),
+                category: "unsafe-code".to_string(),
+                severity,
+                regex: String::new(),
+                keywords: Vec::new(),
+                entropy: None,
+                validate: None,
+                window: None,
+                references: vec![reference.to_string()],
+                examples: Vec::new(),
+                negative_examples: Vec::new(),
+                allowlist: AllowlistSpec::default(),
+            },
+            origin: "built-in decoder".to_string(),
+            pattern: String::new(),
+            compiled: OnceLock::new(),
+            allow_regexes: Vec::new(),
+            stopwords: Vec::new(),
+            window_after: 0,
+            synthetic: true,
+        }
+    }
+
+    /// Whether findings of this rule come from a decoder rather than a regex.
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic
     }
 
     /// Whether the rule is a generic (keyword and entropy) rule, which yields to specific ones.
@@ -335,6 +372,7 @@ impl Rule {
             .collect();
         let window_after = spec.window.unwrap_or(WINDOW_AFTER).clamp(16, 1 << 20);
         Ok(Rule {
+            synthetic: false,
             origin: origin.to_string(),
             pattern,
             compiled: OnceLock::new(),
@@ -346,6 +384,36 @@ impl Rule {
     }
 }
 
+/// Ids of the decoders' rules.
+pub const PICKLE_DANGEROUS: &str = "pickle.dangerous-import";
+/// A pickle imports a callable outside the safe list.
+pub const PICKLE_UNKNOWN: &str = "pickle.unknown-import";
+/// A Keras model config holds a `Lambda` layer (code).
+pub const KERAS_LAMBDA: &str = "keras.lambda-layer";
+
+fn decoder_rules() -> Vec<Rule> {
+    vec![
+        Rule::synthetic(
+            PICKLE_DANGEROUS,
+            "Pickle imports a dangerous callable (code runs on load)",
+            Severity::High,
+            "https://docs.python.org/3/library/pickle.html#restricting-globals",
+        ),
+        Rule::synthetic(
+            PICKLE_UNKNOWN,
+            "Pickle imports a callable outside the safe list",
+            Severity::Medium,
+            "https://docs.python.org/3/library/pickle.html#restricting-globals",
+        ),
+        Rule::synthetic(
+            KERAS_LAMBDA,
+            "Keras model with a Lambda layer (serialized code)",
+            Severity::Medium,
+            "https://keras.io/api/layers/core_layers/lambda/",
+        ),
+    ]
+}
+
 /// An ordered, id-unique collection of compiled rules.
 #[derive(Debug, Default)]
 pub struct RuleSet {
@@ -353,13 +421,21 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// The built-in rules, compiled.
+    /// The built-in rules, compiled, with the decoders' rules.
     pub fn builtin() -> Result<RuleSet> {
         let mut set = RuleSet::default();
         for (name, text) in BUILTIN_RULE_FILES {
             set.add_toml(text, name)?;
         }
+        for rule in decoder_rules() {
+            set.add(rule)?;
+        }
         Ok(set)
+    }
+
+    /// Index of the rule with this id.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.spec.id == id)
     }
 
     /// Parses a rule file's text and adds its rules.

@@ -55,6 +55,9 @@ impl Scanner {
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut unkeyworded = Vec::new();
         for (i, rule) in rules.rules().iter().enumerate() {
+            if rule.is_synthetic() {
+                continue;
+            }
             if rule.spec.keywords.is_empty() {
                 unkeyworded.push(i);
             }
