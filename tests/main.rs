@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod content;
 mod engine;
 mod git;
 mod hostile;

@@ -1,0 +1,261 @@
+//! Decoders through the command line: archives (zip, tar, gzip, nesting, limits), notebooks,
+//! model cards. Archives are built here with the zip and flate2 crates.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::util::{stderr, trawl, Fake, Tree};
+
+fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn tar_bytes(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    let size = format!("{:011o}\0", data.len());
+    h[124..136].copy_from_slice(size.as_bytes());
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+fn locations(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let mut args = vec!["scan", dir.to_str().unwrap(), "-f", "json"];
+    args.extend_from_slice(extra);
+    let o = trawl(&args);
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let locs = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["locations"].as_array().unwrap().clone())
+        .collect();
+    (o.status.code(), locs, stderr(&o))
+}
+
+fn paths(locs: &[Value]) -> Vec<String> {
+    let mut p: Vec<String> = locs
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn archives_are_opened_by_content_at_any_depth() {
+    let mut f = Fake::new(200);
+    let t = Tree::new();
+    let inner = zip_bytes(&[(
+        "cfg/settings.py",
+        format!("X = 1\nHF_TOKEN = \"{}\"\n", f.hf_token()).as_bytes(),
+    )]);
+    // A zip inside a zip, saved under a name that says nothing (PyTorch-style `.bin`).
+    t.write(
+        "model.bin",
+        zip_bytes(&[("archive/version", b"3\n"), ("nested/inner.zip", &inner)]),
+    );
+    t.write(
+        "logs.tar",
+        tar_bytes(
+            "run/env.txt",
+            format!("token: {}\n", f.hf_token()).as_bytes(),
+        ),
+    );
+    t.write(
+        "bundle.tgz",
+        gzip_bytes(&tar_bytes(
+            "a/b.yaml",
+            format!("hf: {}\n", f.hf_token()).as_bytes(),
+        )),
+    );
+    t.write(
+        "notes.txt.gz",
+        gzip_bytes(format!("\n\nHF={}\n", f.hf_token()).as_bytes()),
+    );
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        paths(&locs),
+        [
+            "bundle.tgz!gunzip!a/b.yaml",
+            "logs.tar!run/env.txt",
+            "model.bin!nested/inner.zip!cfg/settings.py",
+            "notes.txt.gz!gunzip",
+        ]
+    );
+    let l = locs
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().starts_with("model.bin"))
+        .unwrap();
+    assert_eq!(
+        (l["line"].as_u64(), l["column"].as_u64()),
+        (Some(2), Some(13))
+    );
+    assert_eq!(l["member"], "nested/inner.zip!cfg/settings.py");
+}
+
+#[test]
+fn a_corrupt_crc_is_a_warning_and_the_member_is_still_scanned() {
+    let t = Tree::new();
+    let tok = Fake::new(201).hf_token();
+    let mut z = zip_bytes(&[("data.txt", format!("HF_TOKEN={tok}\n").as_bytes())]);
+    // Zero the CRC in the local header (offset 14) and the central directory entry.
+    z[14..18].copy_from_slice(&[0, 0, 0, 0]);
+    let cd = z.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    z[cd + 16..cd + 20].copy_from_slice(&[0, 0, 0, 0]);
+    t.write("weights.pt", z);
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(paths(&locs), ["weights.pt!data.txt"]);
+    assert!(
+        err.contains("warning") && err.contains("weights.pt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deep_nesting_and_bombs_stop_at_the_limits_with_warnings() {
+    let t = Tree::new();
+    let tok = Fake::new(202).hf_token();
+    // 100 levels of zips.
+    let mut z = zip_bytes(&[("deep.txt", format!("HF={tok}\n").as_bytes())]);
+    for i in 0..100 {
+        z = zip_bytes(&[(&format!("level{i}.zip"), &z)]);
+    }
+    t.write("deep.zip", z);
+    // A member whose decompressed size is far past the ratio limit.
+    let zeros = vec![0u8; 64 << 20];
+    t.write(
+        "bomb.zip",
+        zip_bytes(&[
+            ("zeros.bin", &zeros),
+            ("after.txt", format!("hf={tok}\n").as_bytes()),
+        ]),
+    );
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert!(
+        err.contains("deep.zip") && err.contains("nested deeper"),
+        "{err}"
+    );
+    assert!(err.contains("bomb.zip") && err.contains("limit"), "{err}");
+    // The bomb's other member is still scanned; the deep secret is past the depth limit.
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(paths(&locs), ["bomb.zip!after.txt"]);
+    // A larger depth reaches it.
+    let (_, locs, _) = locations(t.path(), &["--archive-depth", "128"]);
+    assert!(
+        paths(&locs).iter().any(|p| p.ends_with("!deep.txt")),
+        "{locs:?}"
+    );
+}
+
+#[test]
+fn notebooks_report_ipynb_lines_with_cell_and_output() {
+    let mut f = Fake::new(203);
+    let (a, b, c) = (f.hf_token(), f.hf_token(), f.hf_token());
+    let nb = format!(
+        r##"{{
+ "cells": [
+  {{
+   "cell_type": "markdown",
+   "metadata": {{}},
+   "source": ["# Training\n"]
+  }},
+  {{
+   "cell_type": "code",
+   "execution_count": 1,
+   "metadata": {{}},
+   "outputs": [
+    {{
+     "name": "stdout",
+     "output_type": "stream",
+     "text": ["logged in\n", "token={b}\n"]
+    }},
+    {{
+     "data": {{
+      "image/png": "iVBORw0KGgo{c}AAAA",
+      "text/plain": ["<Figure size 640x480>"]
+     }},
+     "metadata": {{}},
+     "output_type": "display_data"
+    }}
+   ],
+   "source": ["import os\n", "HF_TOKEN = \"{a}\"\n"]
+  }}
+ ],
+ "metadata": {{"kernelspec": {{"name": "python3"}}}},
+ "nbformat": 4,
+ "nbformat_minor": 5
+}}
+"##
+    );
+    let t = Tree::new();
+    t.write("train.ipynb", &nb);
+    let (code, locs, err) = locations(t.path(), &["--show-secrets"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        locs.len(),
+        2,
+        "only the source and the stream output, not the PNG: {locs:?}"
+    );
+    let line_of = |s: &str| 1 + nb[..nb.find(s).unwrap()].matches('\n').count() as u64;
+    let src = locs.iter().find(|l| l["output"].is_null()).unwrap();
+    assert_eq!(
+        (src["cell"].as_u64(), src["line"].as_u64()),
+        (Some(1), Some(line_of(&a)))
+    );
+    let out = locs.iter().find(|l| !l["output"].is_null()).unwrap();
+    assert_eq!(
+        (
+            out["cell"].as_u64(),
+            out["output"].as_u64(),
+            out["line"].as_u64()
+        ),
+        (Some(1), Some(0), Some(line_of(&b)))
+    );
+    // A notebook that is not valid JSON is scanned as text.
+    let t2 = Tree::new();
+    t2.write("broken.ipynb", &nb[..nb.find("\"nbformat\":").unwrap()]);
+    let (code, locs, _) = locations(t2.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert!(!locs.is_empty());
+}
+
+#[test]
+fn model_card_front_matter_names_the_key() {
+    let tok = Fake::new(204).hf_token();
+    let t = Tree::new();
+    t.write(
+        "README.md",
+        format!("---\nlicense: apache-2.0\ntags:\n  - text-classification\nwidget:\n  - text: I love it\n    api_token: {tok}\n---\n# Model card\n"),
+    );
+    let (code, locs, _) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(locs[0]["key"], "widget.api_token");
+    assert_eq!(locs[0]["line"], 7);
+}
