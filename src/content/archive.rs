@@ -72,6 +72,13 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         }
     };
     for i in 0..archive.len() {
+        if ctx.budget.is_exhausted() {
+            if ctx.budget.newly_exhausted() {
+                let total = ctx.budget.total;
+                ctx.warn(member, format!("decoded more than {total} bytes in all (possible zip bomb): the rest is skipped"));
+            }
+            return;
+        }
         if !ctx.budget.take_entry() {
             ctx.warn(
                 member,

@@ -21,7 +21,8 @@ use crate::source::looks_binary;
 pub struct Limits {
     /// Archive nesting depth (a zip in a zip is depth 2).
     pub max_depth: usize,
-    /// Decoded bytes in all, across all members.
+    /// Decoded bytes in all, across all members: this many, or 8 times the blob's own size
+    /// when that is larger (a large archive may hold much; a small one may not).
     pub max_total_bytes: u64,
     /// Archive entries in all.
     pub max_entries: usize,
@@ -35,7 +36,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_depth: 8,
-            max_total_bytes: 1 << 30,
+            max_total_bytes: 256 << 20,
             max_entries: 100_000,
             max_ratio: 1_000,
             max_member_bytes: 256 << 20,
@@ -47,18 +48,38 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Budget<'l> {
     limits: &'l Limits,
+    total: u64,
     bytes: u64,
     entries: usize,
+    exhausted: bool,
 }
 
 impl<'l> Budget<'l> {
-    /// A fresh budget.
-    pub fn new(limits: &'l Limits) -> Budget<'l> {
+    /// A fresh budget for a top-level blob of `len` bytes.
+    pub fn new(limits: &'l Limits, len: usize) -> Budget<'l> {
+        let total = limits
+            .max_total_bytes
+            .max((len as u64).saturating_mul(8))
+            .min(4 << 30);
         Budget {
             limits,
+            total,
             bytes: 0,
             entries: 0,
+            exhausted: false,
         }
+    }
+
+    /// Whether the decoded-bytes limit is used up.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.bytes >= self.total
+    }
+
+    /// True the first time the limit is found used up (the caller warns once).
+    pub(crate) fn newly_exhausted(&mut self) -> bool {
+        let first = self.is_exhausted() && !self.exhausted;
+        self.exhausted |= first;
+        first
     }
 
     /// Decoded bytes still allowed for one member.
@@ -68,7 +89,7 @@ impl<'l> Budget<'l> {
             .max(1 << 20);
         self.limits
             .max_member_bytes
-            .min(self.limits.max_total_bytes.saturating_sub(self.bytes))
+            .min(self.total.saturating_sub(self.bytes))
             .min(by_ratio)
     }
 
@@ -99,13 +120,30 @@ pub fn claims(data: &[u8]) -> bool {
     if archive::is_archive(data) {
         return true;
     }
-    notebook::looks_like_notebook(data)
+    model_meta::is_npy(data)
+        || model_meta::is_safetensors(data)
+        || truncated_safetensors(data)
+        || model_meta::is_gguf(data)
+        || pickle::looks_like_pickle(data)
+        || model_meta::is_onnx(data)
+        || notebook::looks_like_notebook(data)
 }
+
+/// A safetensors file whose header length points past its end: claimed, so that it is
+/// reported as malformed rather than skipped as binary.
+fn truncated_safetensors(data: &[u8]) -> bool {
+    data.len() > 9
+        && data[8] == b'{'
+        && u64::from_le_bytes(data[..8].try_into().unwrap_or([0xff; 8])) > (data.len() - 8) as u64
+}
+
+/// Largest model header (safetensors JSON) read.
+const MAX_MODEL_HEADER: usize = 100 << 20;
 
 /// Scans a blob and everything nested in it.
 pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> Decoded {
     let mut out = Decoded::default();
-    let mut budget = Budget::new(limits);
+    let mut budget = Budget::new(limits, data.len());
     let mut ctx = Context {
         worker,
         budget: &mut budget,
@@ -152,6 +190,54 @@ impl Context<'_, '_, '_> {
                 return;
             }
             archive::decode(self, data, member, depth + 1);
+            return;
+        }
+        if model_meta::is_npy(data) {
+            match model_meta::npy_header(data) {
+                // Object arrays are pickles after the header.
+                Ok(h) if h.object => self.scan_pickle(
+                    data.get(h.data_offset..).unwrap_or_default(),
+                    h.data_offset,
+                    member,
+                    true,
+                ),
+                Ok(_) => {}
+                Err(e) => self.warn(member, format!("unreadable .npy header: {e}")),
+            }
+            return;
+        }
+        if model_meta::is_safetensors(data) || truncated_safetensors(data) {
+            match model_meta::safetensors_strings(data, MAX_MODEL_HEADER) {
+                Ok(strings) => self.scan_meta(&strings, member),
+                Err(e) => self.warn(member, format!("safetensors header: {e}")),
+            }
+            return;
+        }
+        if model_meta::is_gguf(data) {
+            match model_meta::gguf_strings(data, &model_meta::GgufLimits::default()) {
+                Ok((strings, warnings)) => {
+                    for w in warnings {
+                        self.warn(member, format!("GGUF metadata: {w}"));
+                    }
+                    self.scan_meta(&strings, member);
+                }
+                Err(e) => self.warn(member, format!("GGUF header: {e}")),
+            }
+            return;
+        }
+        if pickle::looks_like_pickle(data) {
+            let framed = data.first() == Some(&0x80);
+            self.scan_pickle(data, 0, member, framed);
+            // A protocol-0 pickle is text too: a text file taken for one is still scanned.
+            if framed || looks_binary(data) {
+                return;
+            }
+        }
+        if model_meta::is_onnx(data) {
+            match model_meta::onnx_strings(data) {
+                Ok(strings) => self.scan_meta(&strings, member),
+                Err(e) => self.warn(member, format!("ONNX model: {e}")),
+            }
             return;
         }
         if notebook::looks_like_notebook(data) {
@@ -234,6 +320,66 @@ impl Context<'_, '_, '_> {
             p.member = member.map(str::to_string);
         }
         self.out.placed.extend(placed);
+    }
+
+    /// Model metadata strings, each with its key and the offset of its value.
+    fn scan_meta(&mut self, strings: &[model_meta::MetaString], member: Option<&str>) {
+        let items: Vec<StringItem<'_>> = strings
+            .iter()
+            .map(|m| StringItem {
+                offset: m.offset,
+                exact: true,
+                key: Some(m.key.clone()),
+                value: &m.value,
+            })
+            .collect();
+        self.scan_strings(&items, member);
+    }
+
+    /// A pickle stream (at `base` in its member): its string constants are scanned, and each
+    /// imported callable outside the safe list is a finding. `framed` says the stream is known
+    /// to be a pickle (protocol 2+ header, `.npy` object array); an unframed (protocol 0/1)
+    /// guess that does not parse cleanly and imports nothing was text after all, and is
+    /// dropped without a word.
+    fn scan_pickle(&mut self, data: &[u8], base: usize, member: Option<&str>, framed: bool) {
+        let report = pickle::analyze(data, &pickle::PickleLimits::default());
+        let clean = report.errors.is_empty() && !report.truncated && report.pickles > 0;
+        if !framed && !clean && report.imports.is_empty() {
+            return;
+        }
+        for e in &report.errors {
+            self.warn(member, format!("pickle: {e}"));
+        }
+        let items: Vec<StringItem<'_>> = report
+            .strings
+            .iter()
+            .map(|s| StringItem {
+                offset: base + s.offset,
+                exact: false,
+                key: None,
+                value: &s.value,
+            })
+            .collect();
+        self.scan_strings(&items, member);
+        for import in &report.imports {
+            let (rule, family) = match import.verdict {
+                pickle::ImportVerdict::Safe => continue,
+                pickle::ImportVerdict::Unknown => {
+                    (crate::rules::PICKLE_UNKNOWN, "not on the safe list")
+                }
+                pickle::ImportVerdict::Dangerous(family) => {
+                    (crate::rules::PICKLE_DANGEROUS, family)
+                }
+            };
+            let callable = format!("{}.{}", import.module, import.name);
+            let how = if import.called {
+                "called when the pickle is loaded"
+            } else {
+                "imported, not called"
+            };
+            let message = format!("pickle imports {callable} ({family}); {how}");
+            self.unsafe_code(rule, &callable, base + import.offset, None, member, message);
+        }
     }
 
     /// Scans strings pulled out of binary content (pickle constants, model metadata): joined

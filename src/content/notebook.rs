@@ -128,7 +128,7 @@ impl Parser<'_> {
             b'{' => self.object(path, out),
             b'[' => self.array(path, out),
             b'"' => {
-                let (text, raw) = self.string()?;
+                let (text, raw) = strip_ansi(self.string()?);
                 let (cell, output, skip) = location(path);
                 if !skip && !text.is_empty() {
                     // Each string is its own line of the joined text.
@@ -278,6 +278,34 @@ impl Parser<'_> {
     }
 }
 
+/// Removes ANSI escape sequences (`ESC [ ... final`), which colour tracebacks and glue
+/// themselves to the text around them, keeping the raw offsets of what remains.
+fn strip_ansi((text, raw): (Vec<u8>, Vec<u32>)) -> (Vec<u8>, Vec<u32>) {
+    if !text.contains(&0x1b) {
+        return (text, raw);
+    }
+    let (mut t, mut r) = (
+        Vec::with_capacity(text.len()),
+        Vec::with_capacity(raw.len()),
+    );
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == 0x1b && text.get(i + 1) == Some(&b'[') {
+            i += 2;
+            while i < text.len() && !(0x40..=0x7e).contains(&text[i]) {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        t.push(text[i]);
+        r.push(raw[i]);
+        i += 1;
+    }
+    r.push(*raw.last().unwrap_or(&0));
+    (t, r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +344,15 @@ mod tests {
             (t.segment(at).unwrap().cell, t.segment(at).unwrap().output),
             (Some(0), None)
         );
+    }
+
+    #[test]
+    fn ansi_colours_are_stripped_from_tracebacks() {
+        let nb = br#"{"cells": [{"outputs": [{"traceback": ["\u001b[38;5;124mkey=abc\u001b[39m x"]}]}], "nbformat": 4}"#;
+        let t = decode(nb).expect("valid");
+        assert_eq!(t.text, b"key=abc x");
+        let raw = t.raw_offset(0).unwrap();
+        assert_eq!(&nb[raw..raw + 3], b"key");
     }
 
     #[test]
