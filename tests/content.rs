@@ -102,7 +102,7 @@ fn archives_are_opened_by_content_at_any_depth() {
     assert_eq!(
         paths(&locs),
         [
-            "bundle.tgz!gunzip!a/b.yaml",
+            "bundle.tgz!a/b.yaml",
             "logs.tar!run/env.txt",
             "model.bin!nested/inner.zip!cfg/settings.py",
             "notes.txt.gz!gunzip",

@@ -149,7 +149,12 @@ fn gzip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth:
         );
     }
     ctx.budget.take_bytes(buf.len() as u64);
-    ctx.decode(&buf, Some(&inner), depth);
+    // A gzipped tar (`.tgz`, `.tar.gz`) lists its members directly: `x.tar.gz!dir/file`.
+    if is_tar(&buf) {
+        tar(ctx, &buf, member, depth);
+    } else {
+        ctx.decode(&buf, Some(&inner), depth);
+    }
 }
 
 fn octal(field: &[u8]) -> Option<u64> {
