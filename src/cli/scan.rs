@@ -60,6 +60,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size `{s}` is too large"))
 }
 
+/// Larger inputs are not deduplicated by blob id.
+const DEDUP_MAX_BYTES: usize = 64 << 20;
+
 /// Results of already-scanned content, by blob id: identical files are scanned once.
 #[derive(Default)]
 struct Shared {
@@ -76,14 +79,12 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     fn scan(&mut self, provenance: Provenance, data: &[u8]) {
-        let id = BlobId::of(data);
-        let cached = self
-            .shared
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
+        // Huge files (model weights) are not hashed: decoders read only their headers, and
+        // hashing would read every byte.
+        let id = (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data));
+        let shared = self.shared;
+        let seen = || shared.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = id.and_then(|id| seen().get(&id).cloned());
         let placed = match cached {
             Some(p) => p,
             None => {
@@ -92,11 +93,9 @@ impl Visitor<'_> {
                     self.diag.warn(provenance.path(), w);
                 }
                 let placed = (!decoded.placed.is_empty()).then(|| Arc::new(decoded.placed));
-                self.shared
-                    .seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, placed.clone());
+                if let Some(id) = id {
+                    seen().insert(id, placed.clone());
+                }
                 placed
             }
         };

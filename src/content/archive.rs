@@ -8,6 +8,10 @@
 use std::io::{Cursor, Read};
 
 use super::{join_member, Context};
+use crate::source::looks_binary;
+
+/// Bytes of a large member read to decide whether to read the rest.
+const PEEK_BYTES: usize = 8192;
 
 /// Whether `data` starts like a zip, gzip or tar archive.
 pub fn is_archive(data: &[u8]) -> bool {
@@ -102,7 +106,16 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         let name = clean_name(file.name());
         let inner = join_member(member, &name);
         let allowance = ctx.budget.member_allowance(file.compressed_size());
-        let (buf, over, err) = read_bounded(&mut file, allowance);
+        // Large members (tensor storage in checkpoints) are looked at first: binary content
+        // that no decoder claims is not read any further.
+        let mut head = Vec::new();
+        if file.size() > PEEK_BYTES as u64 {
+            let _ = (&mut file).take(PEEK_BYTES as u64).read_to_end(&mut head);
+            if looks_binary(&head) && !super::claims(&head) {
+                continue;
+            }
+        }
+        let (buf, over, err) = read_bounded(Cursor::new(head).chain(&mut file), allowance);
         drop(file);
         if let Some(e) = err {
             if buf.is_empty() {

@@ -137,6 +137,16 @@ fn truncated_safetensors(data: &[u8]) -> bool {
         && u64::from_le_bytes(data[..8].try_into().unwrap_or([0xff; 8])) > (data.len() - 8) as u64
 }
 
+/// Whether a file over the size limit is still worth opening: formats whose decoders read
+/// only headers or bounded parts (model weights, archives), judged from the first bytes.
+pub fn decodes_large(head: &[u8]) -> bool {
+    #[cfg(feature = "archive")]
+    if head.starts_with(b"PK\x03\x04") {
+        return true;
+    }
+    head.starts_with(b"GGUF") || model_meta::is_npy(head) || (head.len() > 8 && head[8] == b'{')
+}
+
 /// Largest model header (safetensors JSON) read.
 const MAX_MODEL_HEADER: usize = 100 << 20;
 

@@ -148,12 +148,19 @@ impl Content {
 
 /// Reads a file into `buf`, or maps it when large. `Ok(None)` when over `max` bytes.
 fn read(path: &Path, max: u64, buf: &mut Vec<u8>) -> io::Result<Option<Content>> {
-    let file = File::open(path)?;
+    let mut file = File::open(path)?;
     let len = file.metadata()?.len();
+    let mut large_model = false;
     if len > max {
-        return Ok(None);
+        // Multi-gigabyte model files cost only their headers: map them anyway.
+        let mut head = [0u8; 16];
+        let n = file.read(&mut head)?;
+        if !crate::content::decodes_large(&head[..n]) {
+            return Ok(None);
+        }
+        large_model = true;
     }
-    if len >= MMAP_THRESHOLD {
+    if len >= MMAP_THRESHOLD || large_model {
         // SAFETY: the map is read-only and dropped before the next file; a file truncated
         // while mapped can fault, the same trade-off ripgrep makes for large files.
         if let Ok(map) = unsafe { Mmap::map(&file) } {
@@ -162,6 +169,8 @@ fn read(path: &Path, max: u64, buf: &mut Vec<u8>) -> io::Result<Option<Content>>
             return Ok(Some(Content::Mapped(map)));
         }
     }
+    use std::io::Seek;
+    file.rewind()?;
     buf.clear();
     // `take` bounds the read when the file grew after the size check.
     file.take(max.saturating_add(1)).read_to_end(buf)?;
