@@ -259,3 +259,21 @@ fn model_card_front_matter_names_the_key() {
     assert_eq!(locs[0]["key"], "widget.api_token");
     assert_eq!(locs[0]["line"], 7);
 }
+
+#[test]
+fn a_pickle_of_ten_million_opcodes_finishes_in_bounded_memory() {
+    let t = Tree::new();
+    let mut p = b"\x80\x04".to_vec();
+    for _ in 0..5_000_000 {
+        p.extend_from_slice(b"]0"); // EMPTY_LIST, POP
+    }
+    p.extend_from_slice(b"cposix\nsystem\n(S'id'\ntR.");
+    t.write("opcodes.pkl", &p);
+    let (code, out, err, maxrss_kib) = crate::util::trawl_measured(
+        &["scan", t.path().to_str().unwrap(), "-f", "json"],
+        t.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("posix.system"), "{out}");
+    assert!(maxrss_kib < 200 * 1024, "peak RSS {maxrss_kib} KiB");
+}
