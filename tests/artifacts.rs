@@ -88,10 +88,10 @@ fn every_planted_secret_and_unsafe_import_is_found_where_the_manifest_says() {
             } else {
                 &w["ipynb_line"]
             };
-            if file.ends_with(".ipynb") || !w["member"].is_null() || file.ends_with(".md") {
-                if !line.is_null() && &l["line"] != line {
-                    problems.push(format!("{file}: line {:?}, expected {line:?}", l["line"]));
-                }
+            let has_lines =
+                file.ends_with(".ipynb") || !w["member"].is_null() || file.ends_with(".md");
+            if has_lines && !line.is_null() && &l["line"] != line {
+                problems.push(format!("{file}: line {:?}, expected {line:?}", l["line"]));
             }
             if w["pickle"] == true && !l["line"].is_null() {
                 problems.push(format!(

@@ -54,7 +54,8 @@ fn every_example_and_negative_example_behaves_through_the_full_scanner() {
 #[test]
 fn every_rule_has_examples_references_and_keywords() {
     let s = scanner();
-    for r in s.rules().rules() {
+    // Decoder rules (unsafe pickle imports) have no regex; the artifact tests cover them.
+    for r in s.rules().rules().iter().filter(|r| !r.is_synthetic()) {
         assert!(
             r.spec.examples.len() >= 2,
             "{}: fewer than 2 examples",

@@ -138,32 +138,30 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs trawl with stdout and stderr in files and returns (exit code, stdout, stderr, peak RSS in
-/// KiB) of that one child, read with wait4.
+/// Runs trawl with stdout and stderr in files and returns (exit code, stdout, stderr, peak RSS
+/// in KiB). The peak is the program's own (`VmHWM`, reported by trawl when
+/// `TRAWL_REPORT_PEAK_RSS` is set): a parent's rusage would also count the test process's memory
+/// that the child inherits through fork.
 pub fn trawl_measured(args: &[&str], dir: &Path) -> (i32, String, String, i64) {
-    use std::os::unix::process::ExitStatusExt;
     let out = dir.join("measured.out");
     let err = dir.join("measured.err");
-    let child = Command::new(BIN)
+    let status = Command::new(BIN)
         .args(args)
+        .env("TRAWL_REPORT_PEAK_RSS", "1")
         .stdout(std::fs::File::create(&out).expect("out"))
         .stderr(std::fs::File::create(&err).expect("err"))
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    std::mem::forget(child);
-    let code = std::process::ExitStatus::from_raw(status)
-        .code()
-        .unwrap_or(-1);
+        .status()
+        .expect("trawl runs");
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    let peak = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("trawl: peak RSS "))
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .expect("peak RSS reported");
     (
-        code,
+        status.code().unwrap_or(-1),
         std::fs::read_to_string(&out).unwrap_or_default(),
-        std::fs::read_to_string(&err).unwrap_or_default(),
-        usage.ru_maxrss,
+        stderr,
+        peak,
     )
 }

@@ -106,6 +106,17 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         let name = clean_name(file.name());
         let inner = join_member(member, &name);
         let allowance = ctx.budget.member_allowance(file.compressed_size());
+        let declared_over = file.size() > allowance;
+        if declared_over {
+            ctx.warn(
+                Some(&inner),
+                format!(
+                    "declares {} bytes from {} compressed, past the limit (ratio or size, possible zip bomb): at most {allowance} bytes are read",
+                    file.size(),
+                    file.compressed_size()
+                ),
+            );
+        }
         // Large members (tensor storage in checkpoints) are looked at first: binary content
         // that no decoder claims is not read any further.
         let mut head = Vec::new();
@@ -125,7 +136,7 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
             // A wrong CRC is reported and the data scanned anyway, as PyTorch loads it.
             ctx.warn(Some(&inner), format!("{e}; scanned anyway"));
         }
-        if over {
+        if over && !declared_over {
             ctx.warn(
                 Some(&inner),
                 format!("decompresses past the limit (ratio or size, possible zip bomb): scanned the first {} bytes", buf.len()),
