@@ -237,3 +237,53 @@ fn rules_list_prints_the_catalogue() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(v.as_array().map_or(0, |a| a.len()) >= 120);
 }
+
+/// Wraps text as a Jupyter notebook cell source, a protocol-2 pickle string and a zip member.
+fn wrappings(text: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let nb = serde_json::json!({
+        "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null,
+                   "source": text.split_inclusive('\n').collect::<Vec<_>>()}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+    });
+    let mut pickle = b"\x80\x02X".to_vec();
+    pickle.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    pickle.extend_from_slice(text.as_bytes());
+    pickle.extend_from_slice(b"q\x00.");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(
+        "config/example.txt",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+    let zip = zip.finish().unwrap().into_inner();
+    vec![
+        ("notebook", serde_json::to_vec_pretty(&nb).unwrap()),
+        ("pickle", pickle),
+        ("zip", zip),
+    ]
+}
+
+#[test]
+fn every_example_is_found_inside_a_notebook_a_pickle_and_a_zip() {
+    let s = scanner();
+    let mut w = s.worker();
+    let limits = trawl::content::Limits::default();
+    let mut problems = Vec::new();
+    for (i, rule) in s.rules().rules().iter().enumerate() {
+        for ex in &rule.spec.examples {
+            for (how, data) in wrappings(ex) {
+                let found = trawl::content::scan_content(&mut w, &data, &limits);
+                if !found.placed.iter().any(|p| p.rule == i) {
+                    problems.push(format!("{} in a {how}: {ex:?}", rule.id()));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} examples missed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

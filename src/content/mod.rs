@@ -129,11 +129,16 @@ pub fn claims(data: &[u8]) -> bool {
         || notebook::looks_like_notebook(data)
 }
 
+/// A safetensors start: a little-endian header length below 4 GiB, then `{`. (Text whose
+/// ninth byte is `{` has ASCII in the length bytes, far above that.)
+fn safetensors_prefix(data: &[u8]) -> bool {
+    data.len() > 9 && data[4..8] == [0, 0, 0, 0] && data[8] == b'{'
+}
+
 /// A safetensors file whose header length points past its end: claimed, so that it is
 /// reported as malformed rather than skipped as binary.
 fn truncated_safetensors(data: &[u8]) -> bool {
-    data.len() > 9
-        && data[8] == b'{'
+    safetensors_prefix(data)
         && u64::from_le_bytes(data[..8].try_into().unwrap_or([0xff; 8])) > (data.len() - 8) as u64
 }
 
@@ -144,7 +149,7 @@ pub fn decodes_large(head: &[u8]) -> bool {
     if head.starts_with(b"PK\x03\x04") {
         return true;
     }
-    head.starts_with(b"GGUF") || model_meta::is_npy(head) || (head.len() > 8 && head[8] == b'{')
+    head.starts_with(b"GGUF") || model_meta::is_npy(head) || safetensors_prefix(head)
 }
 
 /// Largest model header (safetensors JSON) read.
