@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod content;
+pub mod dates;
 pub mod findings;
 pub mod report;
 pub mod rules;

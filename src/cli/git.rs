@@ -12,11 +12,12 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::scan::{exit_code, parse_size, summarize, write_report};
-use super::{build_scanner, ReportArgs};
+use super::{ReportArgs, Setup};
 use crate::content::{self, Limits};
+use crate::dates::parse_date;
 use crate::findings::{FindingSet, Placed};
 use crate::scan::Scanner;
-use crate::source::git::{self, parse_date, HistoryOptions};
+use crate::source::git::{self, HistoryOptions};
 use crate::source::{looks_binary, Diagnostics, Provenance};
 
 #[derive(Debug, Args)]
@@ -42,9 +43,9 @@ pub struct GitArgs {
     /// Also scan blobs that no ref reaches (dangling after force-pushes and rewrites).
     #[arg(long)]
     all_objects: bool,
-    /// Skip larger blobs with a warning (bytes, or with a K, M or G suffix).
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
-    max_file_size: u64,
+    /// Skip larger blobs with a warning (bytes, or with a K, M or G suffix; default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_file_size: Option<u64>,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -56,7 +57,9 @@ impl GitArgs {
             hide: Vec::new(),
             since: self.since,
             all_objects: self.all_objects,
-            max_blob_size: self.max_file_size,
+            max_blob_size: self
+                .max_file_size
+                .unwrap_or(super::scan::DEFAULT_MAX_FILE_SIZE),
         };
         if let Some(range) = &self.range {
             let Some((a, b)) = range.split_once("..") else {
@@ -78,10 +81,14 @@ impl GitArgs {
 
 pub fn run(args: GitArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let scanner = build_scanner(&args.report.rule_files)?;
+    let root = args.repos.first().cloned();
+    let setup = Setup::new(&args.report, root.as_deref())?;
+    let scanner = &setup.scanner;
     let diag = Diagnostics::new(args.report.quiet);
     let findings = Mutex::new(FindingSet::default());
-    let opts = args.history_options()?;
+    let mut opts = args.history_options()?;
+    let limits = super::scan::resolve_limits(args.max_file_size, None, &setup.config)?;
+    opts.max_blob_size = limits.max_member_bytes;
     let mut scanned_any = false;
     let many = args.repos.len() > 1;
     for path in &args.repos {
@@ -104,7 +111,7 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
                 &diag,
                 &findings,
                 &prefix,
-                args.max_file_size,
+                opts.max_blob_size,
             )
         } else {
             scan_history(
@@ -129,6 +136,8 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_sorted();
+    let mut findings = findings;
+    setup.suppress(&args.report, &mut findings);
     let root_uri = None;
     write_report(&args.report, &scanner, &findings, root_uri)?;
     summarize(&args.report, &scanner, &findings, &diag, started);

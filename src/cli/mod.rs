@@ -1,16 +1,20 @@
 //! Command line: flags become built objects; one file per subcommand.
 
+mod baseline;
 #[cfg(feature = "git")]
 mod git;
 mod rules;
 mod scan;
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::findings::suppress::{check_rule_ids, Baseline, Config, Suppressions};
+use crate::findings::Finding;
 use crate::report::Format;
 use crate::rules::{RuleSet, Severity};
 use crate::scan::Scanner;
@@ -33,6 +37,9 @@ enum Command {
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Accept current findings so that only new ones fail (`--baseline FILE`).
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
 }
 
 /// When to colour text output.
@@ -73,6 +80,15 @@ pub struct ReportArgs {
     /// No warnings, progress or summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Configuration file (default: `trawl.toml` at the scan root, if any).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Suppress the findings of a baseline file (`trawl baseline create`).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// List baseline entries that no longer match anything (on stderr).
+    #[arg(long, requires = "baseline")]
+    pub report_stale: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -88,15 +104,82 @@ impl ReportArgs {
     }
 }
 
-/// Built-in rules plus the given rule files, compiled into a scanner.
-pub fn build_scanner(rule_files: &[PathBuf]) -> Result<Scanner> {
+/// Built-in rules plus the given rule files, less the disabled ones, compiled into a scanner.
+pub fn build_scanner(rule_files: &[PathBuf], config: &Config) -> Result<Scanner> {
     let mut rules = RuleSet::builtin()?;
     for path in rule_files {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read rule file {}", path.display()))?;
         rules.add_toml(&text, &path.display().to_string())?;
     }
+    check_rule_ids(config, &rules.ids())?;
+    let disabled: HashSet<&str> = config
+        .file
+        .rules
+        .disable
+        .iter()
+        .map(String::as_str)
+        .collect();
+    rules.retain(|r| !disabled.contains(r.id()));
     Scanner::new(rules)
+}
+
+/// What every scanning command sets up from its flags and configuration.
+pub struct Setup {
+    /// The configuration (empty when there is none).
+    pub config: Config,
+    /// Rules and keyword automaton.
+    pub scanner: Scanner,
+    /// Allowlists and baseline.
+    pub suppressions: Suppressions,
+}
+
+impl Setup {
+    /// Loads the configuration (explicit, or `trawl.toml` in `root`), rules and baseline.
+    pub fn new(args: &ReportArgs, root: Option<&Path>) -> Result<Setup> {
+        let config = Config::load(args.config.as_deref(), root)?;
+        let mut files = args.rule_files.clone();
+        files.extend(config.rule_files());
+        let scanner = build_scanner(&files, &config)?;
+        let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+        let suppressions = Suppressions::new(&config, baseline)?;
+        Ok(Setup {
+            config,
+            scanner,
+            suppressions,
+        })
+    }
+
+    /// Applies allowlists and baseline to the sorted findings, and reports what they did.
+    pub fn suppress(&self, args: &ReportArgs, findings: &mut Vec<Finding>) {
+        let report = self.suppressions.apply(&self.scanner, findings);
+        if args.quiet {
+            return;
+        }
+        for (rule, day) in &report.expired {
+            eprintln!("trawl: warning: baseline entry for a {rule} finding expired on {day}: reported again");
+        }
+        if args.report_stale {
+            for e in &report.stale {
+                eprintln!(
+                    "trawl: stale baseline entry: {} {}{}",
+                    e.rule,
+                    e.fingerprint,
+                    e.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!("trawl: {} stale baseline entries", report.stale.len());
+        }
+        if report.baselined > 0 || report.allowlisted > 0 {
+            eprintln!(
+                "trawl: suppressed {} findings by baseline and {} locations by allowlists",
+                report.baselined, report.allowlisted
+            );
+        }
+    }
 }
 
 /// Runs the command line; errors become exit code 2 in `main`.
@@ -106,5 +189,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         #[cfg(feature = "git")]
         Command::Git(args) => git::run(args),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Baseline(cmd) => baseline::run(cmd),
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::{build_scanner, ColorChoice, ReportArgs};
+use super::{ColorChoice, ReportArgs, Setup};
 use crate::content::{scan_content, Limits};
+use crate::findings::suppress::Config;
 use crate::findings::{Finding, FindingSet, Placed};
 use crate::report::{self, Format, ReportContext};
 use crate::scan::{Scanner, Worker};
@@ -23,24 +24,24 @@ use crate::source::{read_stdin, BlobId, Diagnostics, Provenance};
 pub struct ScanArgs {
     /// Files or directories to scan; `-` reads standard input.
     #[arg(default_value = ".")]
-    paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Scan files that .gitignore, .ignore and .trawlignore exclude.
     #[arg(long)]
     no_ignore: bool,
     /// Follow symbolic links (loops are reported and skipped).
     #[arg(long, short = 'L')]
     follow_symlinks: bool,
-    /// Skip files larger than this (bytes, or with a K, M or G suffix).
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
-    max_file_size: u64,
+    /// Skip files larger than this (bytes, or with a K, M or G suffix; default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_file_size: Option<u64>,
     /// Do not show a progress line on a terminal.
     #[arg(long)]
     no_progress: bool,
-    /// How deep to open archives nested in archives.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
-    archive_depth: usize,
+    /// How deep to open archives nested in archives (default 8).
+    #[arg(long, value_name = "N")]
+    archive_depth: Option<usize>,
     #[command(flatten)]
-    report: ReportArgs,
+    pub(crate) report: ReportArgs,
 }
 
 /// Parses `123`, `10K`, `64M`, `1G` (binary multiples; `KB`, `KiB`, `MB`, `MiB` also accepted).
@@ -163,24 +164,76 @@ impl Drop for Progress {
     }
 }
 
-impl ScanArgs {
-    fn limits(&self) -> Limits {
-        Limits {
-            max_depth: self.archive_depth,
-            max_member_bytes: self.max_file_size,
-            ..Limits::default()
-        }
-    }
+/// The file-size limit when neither a flag nor the configuration sets one.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
+/// Limits from flags, else from `[limits]` of the configuration, else the defaults.
+pub(crate) fn resolve_limits(
+    size_flag: Option<u64>,
+    depth_flag: Option<usize>,
+    config: &Config,
+) -> Result<Limits> {
+    let from_config = config
+        .file
+        .limits
+        .max_file_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [limits] max_file_size: {e}",
+                config
+                    .path
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            )
+        })?;
+    Ok(Limits {
+        max_depth: depth_flag
+            .or(config.file.limits.archive_depth)
+            .unwrap_or(Limits::default().max_depth),
+        max_member_bytes: size_flag.or(from_config).unwrap_or(DEFAULT_MAX_FILE_SIZE),
+        ..Limits::default()
+    })
+}
+
+/// A finished scan: its setup, findings (suppressions applied) and diagnostics.
+pub(crate) struct Scanned {
+    pub(crate) setup: Setup,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) diag: Arc<Diagnostics>,
+    pub(crate) root_uri: Option<String>,
 }
 
 pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let scanner = build_scanner(&args.report.rule_files)?;
+    let Scanned {
+        setup,
+        findings,
+        diag,
+        root_uri,
+    } = collect(&args)?;
+    let scanner = &setup.scanner;
+    write_report(&args.report, scanner, &findings, root_uri)?;
+    summarize(&args.report, scanner, &findings, &diag, started);
+    Ok(exit_code(&args.report, scanner, &findings))
+}
+
+/// Runs the scan and returns its findings, suppressions applied.
+pub(crate) fn collect(args: &ScanArgs) -> Result<Scanned> {
+    let root = match args.paths.as_slice() {
+        [only] if only.is_dir() => Some(only.clone()),
+        _ => std::env::current_dir().ok(),
+    };
+    let setup = Setup::new(&args.report, root.as_deref())?;
     let diag = Arc::new(Diagnostics::new(args.report.quiet));
     let shared = Shared::default();
     let threads = args.report.threads();
-    let limits = args.limits();
+    let limits = resolve_limits(args.max_file_size, args.archive_depth, &setup.config)?;
+    let max_file_size = limits.max_member_bytes;
 
+    let scanner = &setup.scanner;
     let (stdin, paths): (Vec<&PathBuf>, Vec<&PathBuf>) =
         args.paths.iter().partition(|p| p.as_os_str() == "-");
     let mut roots = Vec::new();
@@ -197,7 +250,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let progress = (!args.report.quiet && !args.no_progress && std::io::stderr().is_terminal())
         .then(|| Progress::start(diag.clone()));
     if !stdin.is_empty() {
-        let data = read_stdin(args.max_file_size).context("reading standard input")?;
+        let data = read_stdin(max_file_size).context("reading standard input")?;
         diag.scanned(data.len());
         let mut v = Visitor {
             worker: scanner.worker(),
@@ -210,7 +263,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let opts = WalkOptions {
         respect_ignore: !args.no_ignore,
         follow_symlinks: args.follow_symlinks,
-        max_file_size: args.max_file_size,
+        max_file_size,
         threads,
     };
     walk(&roots, &opts, &diag, || Visitor {
@@ -226,13 +279,19 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_sorted();
+    let mut findings = findings;
+    setup.suppress(&args.report, &mut findings);
     let root_uri = match roots.as_slice() {
         [only] if only.is_dir() => std::fs::canonicalize(only).ok().map(|p| file_uri(&p)),
         _ => std::env::current_dir().ok().map(|p| file_uri(&p)),
     };
-    write_report(&args.report, &scanner, &findings, root_uri)?;
-    summarize(&args.report, &scanner, &findings, &diag, started);
-    Ok(exit_code(&args.report, &scanner, &findings))
+    drop(shared.seen);
+    Ok(Scanned {
+        setup,
+        findings,
+        diag,
+        root_uri,
+    })
 }
 
 fn file_uri(path: &std::path::Path) -> String {

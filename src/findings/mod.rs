@@ -5,6 +5,8 @@
 //! fingerprint, a hash of (secret fingerprint, path, line). Secrets stay in memory; reports
 //! redact them unless asked not to.
 
+pub mod suppress;
+
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -68,7 +70,8 @@ pub struct Extra {
 /// Neighbouring matches looked at for secrets that share a snippet.
 const SNIPPET_NEIGHBOURS: usize = 64;
 
-/// Computes lines, columns and snippets for matches ordered by position.
+/// Computes lines, columns and snippets for matches ordered by position. Matches on a line
+/// that carries an inline `trawl:allow` are dropped.
 pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
     let mut out = Vec::with_capacity(matches.len());
     // Lines are counted incrementally: matches come ordered by secret start.
@@ -96,6 +99,10 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
             (line + newlines, e - last_nl + 1)
         };
         let line_end = memchr::memchr(b'\n', &hay[s..]).map_or(hay.len(), |i| s + i);
+        // `trawl:allow` anywhere on the line suppresses what the line holds.
+        if memchr::memmem::find(&hay[line_start..line_end], suppress::INLINE_ALLOW).is_some() {
+            continue;
+        }
         let snip_start = line_start.max(s.saturating_sub(SNIPPET_CONTEXT));
         let snip_end = line_end.min(e.max(s) + SNIPPET_CONTEXT).max(s);
         let snip_secret_end = e.min(snip_end);
