@@ -107,7 +107,7 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
         let result = if args.staged {
             scan_staged(
                 &repo,
-                &scanner,
+                scanner,
                 &diag,
                 &findings,
                 &prefix,
@@ -117,7 +117,7 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
             scan_history(
                 repo,
                 &opts,
-                &scanner,
+                scanner,
                 &diag,
                 &findings,
                 &prefix,
@@ -139,9 +139,9 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
     let mut findings = findings;
     setup.suppress(&args.report, &mut findings);
     let root_uri = None;
-    write_report(&args.report, &scanner, &findings, root_uri)?;
-    summarize(&args.report, &scanner, &findings, &diag, started);
-    Ok(exit_code(&args.report, &scanner, &findings))
+    write_report(&args.report, scanner, &findings, root_uri)?;
+    summarize(&args.report, scanner, &findings, &diag, started);
+    Ok(exit_code(&args.report, scanner, &findings))
 }
 
 fn scan_history(
