@@ -10,3 +10,4 @@ mod git;
 mod hostile;
 mod output;
 mod rules_catalogue;
+mod suppress;
