@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, pinned, into .tools/:
 #   - the official SARIF validator, @microsoft/sarif-multitool (npm)
+#   - the pre-commit framework (PyPI), in a virtualenv at .tools/venv
 # Reruns are cheap: an installed, matching version is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,10 @@ if [ "$have" != "$SARIF_MULTITOOL_VERSION" ] || [ ! -x .tools/node_modules/.bin/
   # npm 11 does not run the package's postinstall, which only sets this bit.
   chmod u+x .tools/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
   echo "$SARIF_MULTITOOL_VERSION" > .tools/sarif-multitool.version
+fi
+
+PRE_COMMIT_VERSION=4.7.0
+if [ "$(.tools/venv/bin/pre-commit --version 2>/dev/null)" != "pre-commit $PRE_COMMIT_VERSION" ]; then
+  python3 -m venv .tools/venv
+  .tools/venv/bin/pip install -q --disable-pip-version-check "pre-commit==$PRE_COMMIT_VERSION"
 fi

@@ -9,5 +9,6 @@ mod engine;
 mod git;
 mod hostile;
 mod output;
+mod precommit;
 mod rules_catalogue;
 mod suppress;

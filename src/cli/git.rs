@@ -141,6 +141,15 @@ pub fn run(args: GitArgs) -> Result<ExitCode> {
     let root_uri = None;
     write_report(&args.report, scanner, &findings, root_uri)?;
     summarize(&args.report, scanner, &findings, &diag, started);
+    if args.staged && !findings.is_empty() && !args.report.quiet {
+        eprintln!(
+            "trawl: this commit would add {} secret(s), listed above with file and line.\n\
+             trawl: remove them (and rotate any real credential), then stage the files again.\n\
+             trawl: a false positive? add `trawl:allow` in a comment on that line, or accept the\n\
+             trawl: finding by its fingerprint: `trawl baseline create` and `--baseline FILE`.",
+            findings.len()
+        );
+    }
     Ok(exit_code(&args.report, scanner, &findings))
 }
 

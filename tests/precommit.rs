@@ -1,0 +1,160 @@
+//! trawl as a pre-commit hook: through the real pre-commit framework (PyPI, pinned, installed
+//! by scripts/install-test-tools.sh) with `.pre-commit-hooks.yaml`, and as the plain git hook
+//! `scripts/pre-commit`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::{Fake, Tree, BIN};
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Output {
+    git_env(dir, args, &[])
+}
+
+fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("git runs")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Stages a file holding a fake token and tries to commit; then replaces it with a clean file
+/// and commits again. Returns both attempts.
+fn commit_dirty_then_clean(repo: &Path, env: &[(&str, &str)]) -> (Output, Output) {
+    let tok = Fake::new(400).hf_token();
+    std::fs::write(
+        repo.join("settings.py"),
+        format!("DEBUG = True\nHF_TOKEN = \"{tok}\"\n"),
+    )
+    .unwrap();
+    ok(git(repo, &["add", "settings.py"]));
+    let dirty = git_env(repo, &["commit", "-q", "-m", "add settings"], env);
+    std::fs::write(
+        repo.join("settings.py"),
+        "DEBUG = True\nHF_TOKEN = os.environ[\"HF_TOKEN\"]\n",
+    )
+    .unwrap();
+    ok(git(repo, &["add", "settings.py"]));
+    let clean = git_env(repo, &["commit", "-q", "-m", "add settings"], env);
+    (dirty, clean)
+}
+
+fn assert_refused_then_accepted(dirty: &Output, clean: &Output) {
+    let out = all_output(dirty);
+    assert!(
+        !dirty.status.success(),
+        "the commit with a secret went through:\n{out}"
+    );
+    assert!(out.contains("huggingface.user-token"), "{out}");
+    assert!(out.contains("settings.py:2:"), "names file and line: {out}");
+    assert!(
+        out.contains("trawl:allow"),
+        "says how to allow a false positive: {out}"
+    );
+    assert!(
+        !out.contains(&Fake::new(400).hf_token()),
+        "the secret itself is not printed"
+    );
+    assert!(
+        clean.status.success(),
+        "the clean commit was refused:\n{}",
+        all_output(clean)
+    );
+}
+
+#[test]
+fn the_plain_git_hook_refuses_a_secret_and_passes_a_clean_commit() {
+    let t = Tree::new();
+    let repo = t.path();
+    ok(git(repo, &["init", "-q", "-b", "main"]));
+    let hook = repo.join(".git/hooks/pre-commit");
+    std::fs::copy(manifest_dir().join("scripts/pre-commit"), &hook).unwrap();
+    // The hook finds trawl through $TRAWL (or PATH).
+    let (dirty, clean) = commit_dirty_then_clean(repo, &[("TRAWL", BIN)]);
+    assert_refused_then_accepted(&dirty, &clean);
+}
+
+fn pre_commit_bin() -> PathBuf {
+    let p = manifest_dir().join(".tools/venv/bin/pre-commit");
+    assert!(
+        p.exists(),
+        "pre-commit is not installed: run scripts/install-test-tools.sh (scripts/test does)"
+    );
+    p
+}
+
+#[test]
+fn the_pre_commit_framework_installs_and_runs_the_hook() {
+    let head = ok(git(manifest_dir(), &["rev-parse", "HEAD"]));
+    let t = Tree::new();
+    let repo = t.path();
+    ok(git(repo, &["init", "-q", "-b", "main"]));
+    std::fs::write(
+        repo.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n  - repo: {}\n    rev: {head}\n    hooks:\n      - id: trawl\n",
+            manifest_dir().display()
+        ),
+    )
+    .unwrap();
+    ok(git(repo, &["add", ".pre-commit-config.yaml"]));
+    // pre-commit builds the hook with `cargo install` from the committed tree at HEAD; its
+    // cache lives under target/ so that repeated runs reuse the build.
+    let home = manifest_dir().join("target/pre-commit-home");
+    let run = |args: &[&str]| {
+        Command::new(pre_commit_bin())
+            .args(args)
+            .current_dir(repo)
+            .env("PRE_COMMIT_HOME", &home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("pre-commit runs")
+    };
+    ok(run(&["install"]));
+    ok(run(&["install-hooks"]));
+    let path = format!(
+        "{}:{}",
+        home.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (dirty, clean) = commit_dirty_then_clean(
+        repo,
+        &[("PRE_COMMIT_HOME", home.to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_refused_then_accepted(&dirty, &clean);
+}
