@@ -10,5 +10,6 @@ mod git;
 mod hostile;
 mod output;
 mod precommit;
+mod readme;
 mod rules_catalogue;
 mod suppress;

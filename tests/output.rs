@@ -192,7 +192,12 @@ fn sarif_passes_the_official_validator() {
         assert!(r["partialFingerprints"]["secretFingerprint/v1"].is_string());
         assert!(r["partialFingerprints"]["locationFingerprint/v1"].is_string());
     }
-    let report = t.path().join("validation.sarif");
+    validate_sarif(&sarif);
+}
+
+/// Runs the official SARIF validator on a file; fails the test on any error it reports.
+pub fn validate_sarif(sarif: &Path) {
+    let report = sarif.with_extension("validation.sarif");
     let o = Command::new(validator())
         .args([
             "validate",

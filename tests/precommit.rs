@@ -124,14 +124,25 @@ fn the_pre_commit_framework_installs_and_runs_the_hook() {
     let t = Tree::new();
     let repo = t.path();
     ok(git(repo, &["init", "-q", "-b", "main"]));
-    std::fs::write(
-        repo.join(".pre-commit-config.yaml"),
-        format!(
-            "repos:\n  - repo: {}\n    rev: {head}\n    hooks:\n      - id: trawl\n",
-            manifest_dir().display()
-        ),
-    )
-    .unwrap();
+    // The README's example, pointed at this checkout.
+    let config = crate::readme::example("pre-commit-config");
+    let url_line = config
+        .lines()
+        .find(|l| l.contains("repo:"))
+        .unwrap()
+        .to_string();
+    let rev_line = config
+        .lines()
+        .find(|l| l.contains("rev:"))
+        .unwrap()
+        .to_string();
+    let config = config
+        .replace(
+            &url_line,
+            &format!("  - repo: {}", manifest_dir().display()),
+        )
+        .replace(&rev_line, &format!("    rev: {head}"));
+    std::fs::write(repo.join(".pre-commit-config.yaml"), config).unwrap();
     ok(git(repo, &["add", ".pre-commit-config.yaml"]));
     // pre-commit builds the hook with `cargo install` from the committed tree at HEAD; its
     // cache lives under target/ so that repeated runs reuse the build.
