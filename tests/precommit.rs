@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::util::{Fake, Tree, BIN};
+use crate::util::{git_cmd, Fake, Tree, BIN};
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,23 +16,7 @@ fn git(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("git runs")
+    git_cmd(dir, args, env)
 }
 
 fn ok(o: Output) -> String {

@@ -165,3 +165,17 @@ pub fn trawl_measured(args: &[&str], dir: &Path) -> (i32, String, String, i64) {
         peak,
     )
 }
+
+/// Runs git in `dir` with a fixed identity and no user or system configuration.
+pub fn git_cmd(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("git runs")
+}

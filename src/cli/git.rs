@@ -16,7 +16,7 @@ use super::{ReportArgs, Setup};
 use crate::content::{self, Limits};
 use crate::dates::parse_date;
 use crate::findings::{FindingSet, Placed};
-use crate::scan::Scanner;
+use crate::scan::{Scanner, Worker};
 use crate::source::git::{self, HistoryOptions};
 use crate::source::{looks_binary, Diagnostics, Provenance};
 
@@ -189,16 +189,7 @@ fn scan_history(
                     else {
                         continue;
                     };
-                    if looks_binary(data) && !content::claims(data) {
-                        diag.binary.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    diag.scanned(data.len());
-                    let decoded = content::scan_content(&mut worker, data, &limits);
-                    for w in &decoded.warnings {
-                        diag.warn(&what, w);
-                    }
-                    let placed = decoded.placed;
+                    let placed = scan_blob(&mut worker, data, &limits, diag, &what);
                     if placed.is_empty() {
                         continue;
                     }
@@ -215,6 +206,21 @@ fn scan_history(
         }
     });
     Ok(())
+}
+
+/// Decodes and scans one blob (counted in `diag`); nothing for binary content that no
+/// decoder claims.
+fn scan_blob(worker: &mut Worker<'_>, data: &[u8], limits: &Limits, diag: &Diagnostics, what: &str) -> Vec<Placed> {
+    if looks_binary(data) && !content::claims(data) {
+        diag.binary.fetch_add(1, Ordering::Relaxed);
+        return Vec::new();
+    }
+    diag.scanned(data.len());
+    let decoded = content::scan_content(worker, data, limits);
+    for w in &decoded.warnings {
+        diag.warn(what, w);
+    }
+    decoded.placed
 }
 
 /// Scans the staged blobs that differ from HEAD, keeping only findings on lines that HEAD's
@@ -239,16 +245,7 @@ fn scan_staged(
         let Some(data) = git::read_blob(repo, change.new, max, &mut buf, &change.path, diag) else {
             continue;
         };
-        if looks_binary(data) && !content::claims(data) {
-            diag.binary.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        diag.scanned(data.len());
-        let decoded = content::scan_content(&mut worker, data, &limits);
-        for w in &decoded.warnings {
-            diag.warn(&change.path, w);
-        }
-        let placed = decoded.placed;
+        let placed = scan_blob(&mut worker, data, &limits, diag, &change.path);
         if placed.is_empty() {
             continue;
         }

@@ -107,7 +107,7 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         let inner = join_member(member, &name);
         let allowance = ctx.budget.member_allowance(file.compressed_size());
         let declared_over = file.size() > allowance;
-        if declared_over {
+        if declared_over && ctx.budget.note_bomb_member() {
             ctx.warn(
                 Some(&inner),
                 format!(

@@ -52,6 +52,7 @@ pub struct Budget<'l> {
     bytes: u64,
     entries: usize,
     exhausted: bool,
+    bomb_members: usize,
 }
 
 impl<'l> Budget<'l> {
@@ -67,7 +68,15 @@ impl<'l> Budget<'l> {
             bytes: 0,
             entries: 0,
             exhausted: false,
+            bomb_members: 0,
         }
+    }
+
+    /// Counts a member that declares more than it may decode; true for the first few, which
+    /// get a warning each (the rest are summed up once).
+    pub(crate) fn note_bomb_member(&mut self) -> bool {
+        self.bomb_members += 1;
+        self.bomb_members <= BOMB_WARNINGS
     }
 
     /// Whether the decoded-bytes limit is used up.
@@ -152,6 +161,9 @@ pub fn decodes_large(head: &[u8]) -> bool {
     head.starts_with(b"GGUF") || model_meta::is_npy(head) || safetensors_prefix(head)
 }
 
+/// Members past the limits warned about one by one, per top-level blob.
+const BOMB_WARNINGS: usize = 3;
+
 /// Largest model header (safetensors JSON) read.
 const MAX_MODEL_HEADER: usize = 100 << 20;
 
@@ -165,6 +177,12 @@ pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> De
         out: &mut out,
     };
     ctx.decode(data, None, 0);
+    if budget.bomb_members > BOMB_WARNINGS {
+        out.warnings.push(format!(
+            "{} more archive members declare sizes past the limits (possible zip bomb)",
+            budget.bomb_members - BOMB_WARNINGS
+        ));
+    }
     out
 }
 

@@ -6,10 +6,12 @@
 
 mod builtin;
 mod check;
+mod gitleaks;
 mod macros;
 
 pub use builtin::BUILTIN_RULE_FILES;
 pub use check::{check_rules, RuleCheckFailure};
+pub use gitleaks::{is_gitleaks_config, parse_gitleaks};
 
 use std::collections::HashSet;
 use std::fmt;

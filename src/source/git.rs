@@ -136,7 +136,18 @@ struct Walker<'r> {
     submodules_noted: HashSet<BString>,
 }
 
-impl Walker<'_> {
+impl<'r> Walker<'r> {
+    fn new(repo: &'r gix::Repository, diag: &'r Diagnostics) -> Walker<'r> {
+        Walker {
+            repo,
+            diag,
+            buf: Vec::new(),
+            index: HashMap::new(),
+            history: History::default(),
+            submodules_noted: HashSet::new(),
+        }
+    }
+
     fn read_tree(&mut self, id: ObjectId, path: &BStr) -> Option<Entries> {
         if id == ObjectId::empty_tree(self.repo.object_hash()) {
             return Some(Vec::new());
@@ -313,14 +324,7 @@ pub fn walk_history(
         .iter()
         .map(|h| resolve(repo, h))
         .collect::<Result<Vec<_>>>()?;
-    let mut walker = Walker {
-        repo,
-        diag,
-        buf: Vec::new(),
-        index: HashMap::new(),
-        history: History::default(),
-        submodules_noted: HashSet::new(),
-    };
+    let mut walker = Walker::new(repo, diag);
     if tips.is_empty() {
         return Ok(walker.history);
     }
@@ -457,14 +461,7 @@ pub fn staged_changes(repo: &gix::Repository, diag: &Diagnostics) -> Result<Vec<
     let index = repo.open_index().context("reading the index")?;
     let mut head: HashMap<BString, ObjectId> = HashMap::new();
     if let Ok(tree) = repo.head_tree_id() {
-        let mut walker = Walker {
-            repo,
-            diag,
-            buf: Vec::new(),
-            index: HashMap::new(),
-            history: History::default(),
-            submodules_noted: HashSet::new(),
-        };
+        let mut walker = Walker::new(repo, diag);
         let mut stack = vec![(tree.detach(), BString::default())];
         while let Some((t, prefix)) = stack.pop() {
             for (name, mode, oid) in walker.read_tree(t, prefix.as_bstr()).unwrap_or_default() {
