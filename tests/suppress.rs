@@ -9,7 +9,11 @@ use crate::util::{git_cmd, stderr, trawl, Fake, Tree};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let o = git_cmd(dir, args, &[]);
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -241,9 +245,7 @@ fn config_allowlists_disabled_rules_and_limits() {
     t.write("notes.txt", format!("password = \"{}\"\n", f.alnum(20)));
     t.write(
         "trawl.toml",
-        format!(
-            "[rules]\ndisable = [\"generic.password\"]\n\n[allowlist]\npaths = [\"tests/**\"]\nstopwords = [\"abab\"]\n\n[rule.\"huggingface.user-token\"]\npaths = [\"app/.env\"]\n\n[limits]\nmax_file_size = \"2K\"\n"
-        ),
+        "[rules]\ndisable = [\"generic.password\"]\n\n[allowlist]\npaths = [\"tests/**\"]\nstopwords = [\"abab\"]\n\n[rule.\"huggingface.user-token\"]\npaths = [\"app/.env\"]\n\n[limits]\nmax_file_size = \"2K\"\n".to_string(),
     );
     let o = trawl([
         "scan",
@@ -313,4 +315,87 @@ fn fail_on_high_passes_a_scan_with_only_medium_findings() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     assert!(sarif.exists(), "SARIF is written whatever the gate says");
+}
+
+#[test]
+fn gitleaks_configs_bring_their_rules() {
+    let t = Tree::new();
+    let rules = t.write(
+        "gitleaks.toml",
+        r#"title = "team rules"
+
+[extend]
+useDefault = true
+
+[[rules]]
+id = "acme-api-key"
+description = "Acme API key"
+regex = '''(?i)acme[_-]?key\s*[:=]\s*['"]?(acme_[a-z0-9]{24})'''
+secretGroup = 1
+keywords = ["acme"]
+
+[[rules]]
+id = "internal-token"
+description = "Internal service token"
+regex = '''\b(itk-[A-Za-z0-9]{32})\b'''
+entropy = 3.0
+keywords = ["itk-"]
+[rules.allowlist]
+stopwords = ["itk-test"]
+"#,
+    );
+    let mut f = Fake::new(305);
+    let itk = format!("itk-{}", f.alnum(32));
+    t.write(
+        "src/app.py",
+        format!("ACME_KEY = 'acme_q3x9wplm2rt7yvbn4kc8hd1j'\nTOKEN = '{itk}'\n"),
+    );
+    let o = trawl([
+        "scan",
+        t.path().join("src").to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "-f",
+        "json",
+        "--show-secrets",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[extend] is ignored"), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut got: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["secret"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "acme-api-key".to_string(),
+                "acme_q3x9wplm2rt7yvbn4kc8hd1j".to_string()
+            ),
+            ("internal-token".to_string(), itk)
+        ]
+    );
+    // An invalid config: exit 2, naming the file and the line.
+    let bad = t.write("bad-gitleaks.toml", "[[rules]]\nid = \"x\"\ndescription = \"x\"\nregex = '''(unclosed'''\nsecretGroup = \"one\"\n");
+    let o = trawl([
+        "scan",
+        t.path().join("src").to_str().unwrap(),
+        "--rules",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad-gitleaks.toml") && err.contains("line 5"),
+        "{err}"
+    );
 }

@@ -171,7 +171,14 @@ pub fn git_cmd(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process:
     Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Dev", "-c", "user.email=dev@example.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")

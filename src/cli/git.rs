@@ -210,7 +210,13 @@ fn scan_history(
 
 /// Decodes and scans one blob (counted in `diag`); nothing for binary content that no
 /// decoder claims.
-fn scan_blob(worker: &mut Worker<'_>, data: &[u8], limits: &Limits, diag: &Diagnostics, what: &str) -> Vec<Placed> {
+fn scan_blob(
+    worker: &mut Worker<'_>,
+    data: &[u8],
+    limits: &Limits,
+    diag: &Diagnostics,
+    what: &str,
+) -> Vec<Placed> {
     if looks_binary(data) && !content::claims(data) {
         diag.binary.fetch_add(1, Ordering::Relaxed);
         return Vec::new();

@@ -110,7 +110,9 @@ pub fn build_scanner(rule_files: &[PathBuf], config: &Config) -> Result<Scanner>
     for path in rule_files {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read rule file {}", path.display()))?;
-        rules.add_toml(&text, &path.display().to_string())?;
+        for w in rules.add_file(&text, &path.display().to_string())? {
+            eprintln!("trawl: warning: {}: {w}", path.display());
+        }
     }
     check_rule_ids(config, &rules.ids())?;
     let disabled: HashSet<&str> = config

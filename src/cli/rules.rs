@@ -81,7 +81,9 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
         let origin = path.display().to_string();
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
-        rules.add_toml(&text, &origin)?;
+        for w in rules.add_file(&text, &origin)? {
+            eprintln!("trawl: warning: {origin}: {w}");
+        }
         origins.push(origin);
     }
     let scanner = Scanner::new(rules)?;

@@ -111,9 +111,36 @@ struct GlAllowlist {
 pub fn parse_gitleaks(text: &str, origin: &str) -> Result<(Vec<RuleSpec>, Vec<String>)> {
     let table: toml::Table =
         toml::from_str(text).with_context(|| format!("{origin}: invalid TOML"))?;
-    let config: GlConfig = lowercase_keys(Value::Table(table))
-        .try_into()
-        .with_context(|| format!("{origin}: invalid gitleaks configuration"))?;
+    let config: GlConfig =
+        lowercase_keys(Value::Table(table))
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                // Keys were lowercased, so the error has no position: find the key's line in the text.
+                let msg = e.to_string();
+                let key = msg
+                    .rsplit(['.', '`'])
+                    .find(|k| !k.trim().is_empty())
+                    .unwrap_or("")
+                    .trim();
+                let line = text.lines().position(|l| {
+                    let l = l.trim_start().to_ascii_lowercase();
+                    !key.is_empty()
+                        && l.starts_with(key)
+                        && l[key.len()..].trim_start().starts_with('=')
+                });
+                let reason = msg.lines().next().unwrap_or("").to_string();
+                match line {
+                    Some(n) => anyhow::anyhow!(
+                        "{origin}: line {}: invalid gitleaks configuration: {reason} ({})",
+                        n + 1,
+                        msg.replace('\n', " ")
+                    ),
+                    None => anyhow::anyhow!(
+                        "{origin}: invalid gitleaks configuration: {}",
+                        msg.replace('\n', " ")
+                    ),
+                }
+            })?;
     let mut warnings = Vec::new();
     if let Some(extend) = &config.extend {
         warnings.push(extend_warning(extend));

@@ -440,6 +440,20 @@ impl RuleSet {
         self.rules.iter().position(|r| r.spec.id == id)
     }
 
+    /// Adds the rules of a file in trawl's format or in gitleaks/Betterleaks' format (told
+    /// apart by its keys); returns warnings about gitleaks features that do not carry over.
+    pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
+        if !is_gitleaks_config(text) {
+            self.add_toml(text, origin)?;
+            return Ok(Vec::new());
+        }
+        let (specs, warnings) = parse_gitleaks(text, origin)?;
+        for spec in specs {
+            self.add(Rule::compile(spec, origin)?)?;
+        }
+        Ok(warnings)
+    }
+
     /// Parses a rule file's text and adds its rules.
     pub fn add_toml(&mut self, text: &str, origin: &str) -> Result<()> {
         let file: RuleFile =
