@@ -245,7 +245,7 @@ fn config_allowlists_disabled_rules_and_limits() {
     t.write("notes.txt", format!("password = \"{}\"\n", f.alnum(20)));
     t.write(
         "trawl.toml",
-        "[rules]\ndisable = [\"generic.password\"]\n\n[allowlist]\npaths = [\"tests/**\"]\nstopwords = [\"abab\"]\n\n[rule.\"huggingface.user-token\"]\npaths = [\"app/.env\"]\n\n[limits]\nmax_file_size = \"2K\"\n".to_string(),
+        "[rules]\ndisable = [\"generic.password\"]\n\n[allowlist]\npaths = [\"tests/**\"]\nstopwords = [\"abab\"]\n\n[rule.\"huggingface.user-token\"]\npaths = [\"app/.env\"]\n\n[limits]\nmax_file_size = \"2K\"\n",
     );
     let o = trawl([
         "scan",
