@@ -221,7 +221,7 @@ negative_examples = ["ACME_KEY=acme_q3x9wplm2rt7yvbn4kc8hd1j"]
 
     let broken = t.write(
         "broken.toml",
-        "[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n",
+        "[[rules]]\nid = \"x\"\nname = \"X\"\ncategory = \"saas\"\nseverity = \"high\"\nregex = '''(unclosed'''\n",
     );
     let o = trawl(["rules", "check", broken.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
