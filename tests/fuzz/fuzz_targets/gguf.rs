@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(strings.len() <= small.max_strings);
         for s in strings {
             // Raw bytes: the value is where its offset says.
-            assert_eq!(data.get(s.offset..s.offset + s.value.len()), Some(&s.value[..]));
+            assert_eq!(
+                data.get(s.offset..s.offset + s.value.len()),
+                Some(&s.value[..])
+            );
         }
     }
 });

@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(strings) = onnx_strings(data) {
         for s in strings {
             // Raw bytes: the value is where its offset says.
-            assert_eq!(data.get(s.offset..s.offset + s.value.len()), Some(&s.value[..]));
+            assert_eq!(
+                data.get(s.offset..s.offset + s.value.len()),
+                Some(&s.value[..])
+            );
         }
     }
 });
