@@ -1,8 +1,10 @@
 //! trawl finds leaked credentials in files, in git history and inside AI artifacts.
 //!
-//! Data flows one way: [`source`] yields bytes with their provenance, [`scan`] finds
-//! confirmed secrets in them with the rules of [`rules`], [`findings`] places and deduplicates
-//! them, and [`report`] writes them out. [`cli`] sits on top.
+//! Data flows one way: a [`source`] pushes bytes with their provenance into the one
+//! [`pipeline`], which sniffs, deduplicates and decodes them ([`content`]); [`scan`] finds
+//! confirmed secrets with the rules of [`rules`], [`findings`] places and deduplicates them,
+//! and [`report`] writes them out. Problems are typed [`warning`]s; the library never prints.
+//! [`cli`] sits on top. `ARCHITECTURE.md` draws the flow.
 //!
 //! ```
 //! use trawl::{rules::RuleSet, scan::Scanner};
@@ -19,7 +21,9 @@ pub mod cli;
 pub mod content;
 pub mod dates;
 pub mod findings;
+pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod source;
+pub mod warning;

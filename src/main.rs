@@ -1,30 +1,28 @@
 //! The `trawl` binary: parse flags, run, map the outcome to an exit code (0 nothing found,
-//! 1 findings at or above the failing severity, 2 error). A broken pipe exits quietly.
+//! 1 findings at or above the failing severity, 2 error). It alone writes to stderr: every
+//! line is escaped (no terminal control sequences from file names or contents), stripped of
+//! anything the built-in rules recognise as a secret, and cut short; a closed stderr is
+//! ignored, never a panic.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 use clap::Parser;
+use trawl::cli::Ui;
+use trawl::report::redact;
+use trawl::rules::RuleSet;
+use trawl::scan::Scanner;
+use trawl::warning::{Progress, Warning};
+
+/// Longest line written to stderr; the rest is cut (a message must never carry a file).
+const MAX_LINE: usize = 1_000;
 
 fn main() -> ExitCode {
     let cli = trawl::cli::Cli::parse();
-    let code = run(cli);
-    // For memory tests and benchmarks: the peak resident set of this program image, which,
-    // unlike a parent's rusage, does not count memory inherited through fork.
-    if std::env::var_os("TRAWL_REPORT_PEAK_RSS").is_some() {
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-                eprintln!(
-                    "trawl: peak RSS {}",
-                    line.trim_start_matches("VmHWM:").trim()
-                );
-            }
-        }
-    }
-    code
-}
-
-fn run(cli: trawl::cli::Cli) -> ExitCode {
-    match trawl::cli::run(cli) {
+    let ui = Arc::new(Terminal::new());
+    let code = match trawl::cli::run(cli, ui.clone()) {
         Ok(code) => code,
         Err(err) => {
             if err
@@ -32,10 +30,141 @@ fn run(cli: trawl::cli::Cli) -> ExitCode {
                 .filter_map(|e| e.downcast_ref::<std::io::Error>())
                 .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             {
-                return ExitCode::SUCCESS;
+                ExitCode::SUCCESS
+            } else {
+                ui.line(&format!("trawl: error: {err:#}"));
+                ExitCode::from(2)
             }
-            eprintln!("trawl: error: {err:#}");
-            ExitCode::from(2)
         }
+    };
+    // For memory tests and benchmarks: the peak resident set of this program image, which,
+    // unlike a parent's rusage, does not count memory inherited through fork.
+    if std::env::var_os("TRAWL_REPORT_PEAK_RSS").is_some() {
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                ui.line(&format!(
+                    "trawl: peak RSS {}",
+                    line.trim_start_matches("VmHWM:").trim()
+                ));
+            }
+        }
+    }
+    code
+}
+
+/// stderr, as a person sees it.
+struct Terminal {
+    started: Instant,
+    is_terminal: bool,
+    /// Serialises lines from several threads.
+    lock: Mutex<()>,
+    /// The built-in rules, to redact secrets in messages (built on first use).
+    redactor: OnceLock<Option<Scanner>>,
+}
+
+impl Terminal {
+    fn new() -> Terminal {
+        Terminal {
+            started: Instant::now(),
+            is_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            lock: Mutex::new(()),
+            redactor: OnceLock::new(),
+        }
+    }
+
+    /// Writes one message (possibly several lines of our own text), made safe.
+    fn line(&self, text: &str) {
+        let safe = self.safe(text);
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{safe}");
+    }
+
+    /// Redacts secrets, escapes control characters (newlines of our own multi-line notices
+    /// excepted) and cuts the text short.
+    fn safe(&self, text: &str) -> String {
+        let redacted = self.redact(text);
+        let mut out = String::with_capacity(redacted.len());
+        for c in redacted.chars() {
+            if out.len() >= MAX_LINE {
+                out.push_str(" …");
+                break;
+            }
+            match c {
+                '\n' => out.push('\n'),
+                c if c.is_control() || ('\u{80}'..='\u{9f}').contains(&c) => {
+                    out.extend(c.escape_default())
+                }
+                // Bidirectional overrides can disguise a path.
+                '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => out.extend(c.escape_unicode()),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let scanner = self
+            .redactor
+            .get_or_init(|| RuleSet::builtin().ok().and_then(|r| Scanner::new(r).ok()));
+        let Some(scanner) = scanner else {
+            return text.to_string();
+        };
+        let bytes = text.as_bytes();
+        let found = scanner.worker().scan(bytes);
+        if found.is_empty() {
+            return text.to_string();
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut pos = 0;
+        for m in found {
+            let s = m.secret_span;
+            if s.start < pos {
+                continue;
+            }
+            out.extend_from_slice(&bytes[pos..s.start]);
+            out.extend_from_slice(redact(&bytes[s.clone()]).as_bytes());
+            pos = s.end;
+        }
+        out.extend_from_slice(&bytes[pos..]);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Ui for Terminal {
+    fn warning(&self, warning: &Warning) {
+        // One line each: a warning's own text never spans lines.
+        let text = format!("trawl: warning: {warning}").replace('\n', "\\n");
+        self.line(&text);
+    }
+
+    fn notice(&self, text: &str) {
+        self.line(text);
+    }
+
+    fn can_show_progress(&self) -> bool {
+        self.is_terminal
+    }
+
+    fn progress(&self, progress: Option<Progress>, unit: &str) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut err = std::io::stderr().lock();
+        let Some(p) = progress else {
+            let _ = write!(err, "\r\x1b[2K");
+            return;
+        };
+        let secs = self.started.elapsed().as_secs_f64();
+        let mb = p.bytes as f64 / 1e6;
+        let count = if p.total > 0 {
+            format!("{} / {} {unit}", p.blobs, p.total)
+        } else {
+            format!("{} {unit}", p.blobs)
+        };
+        let _ = write!(
+            err,
+            "\r\x1b[2Ktrawl: {count}, {mb:.1} MB, {:.1} MB/s, {secs:.1} s",
+            mb / secs.max(0.001)
+        );
+        let _ = err.flush();
     }
 }

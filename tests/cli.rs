@@ -169,7 +169,7 @@ fn binary_files_are_skipped() {
     let o = trawl(["scan", t.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("1 binary files skipped"),
+        stderr(&o).contains("1 binary file skipped"),
         "{}",
         stderr(&o)
     );

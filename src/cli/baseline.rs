@@ -3,13 +3,20 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 
-use super::scan::{collect, ScanArgs, Scanned};
+#[cfg(feature = "git")]
+use super::args::GitOpts;
+use super::args::{FsOpts, ScanOpts};
+use super::scan::{root_of, Inputs};
+use super::{job, Ui};
 use crate::dates::parse_date;
 use crate::findings::suppress::{Baseline, BaselineEntry};
+use crate::findings::Finding;
+use crate::report::plural;
 
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
@@ -19,9 +26,13 @@ pub enum BaselineCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Files or directories to scan (as `trawl scan` does).
+    /// Files or directories to scan (as `trawl scan` does), or repositories with `--git`.
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
+    /// Baseline the history of repositories (as `trawl git` does) instead of files.
+    #[cfg(feature = "git")]
+    #[arg(long)]
+    git: bool,
     /// Build the baseline from a JSON report of `trawl scan` or `trawl git` instead.
     #[arg(long, value_name = "REPORT")]
     from: Option<PathBuf>,
@@ -34,19 +45,16 @@ pub struct CreateArgs {
     /// Last day the entries suppress (YYYY-MM-DD); after it the findings are reported again.
     #[arg(long, value_name = "DATE")]
     expires: Option<String>,
-    /// Configuration file for the scan.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-/// `trawl scan` arguments for the baseline's own scan.
-#[derive(Parser)]
-struct ScanOnly {
     #[command(flatten)]
-    scan: ScanArgs,
+    fs: FsOpts,
+    #[cfg(feature = "git")]
+    #[command(flatten)]
+    history: GitOpts,
+    #[command(flatten)]
+    scan: ScanOpts,
 }
 
-pub fn run(cmd: BaselineCommand) -> Result<ExitCode> {
+pub fn run(cmd: BaselineCommand, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     let BaselineCommand::Create(args) = cmd;
     if let Some(d) = &args.expires {
         parse_date(d).map_err(anyhow::Error::msg)?;
@@ -54,17 +62,8 @@ pub fn run(cmd: BaselineCommand) -> Result<ExitCode> {
     let mut baseline = match &args.from {
         Some(report) => from_report(report, args.reason.as_deref())?,
         None => {
-            let mut argv = vec!["scan".into(), "--quiet".into()];
-            if let Some(c) = &args.config {
-                argv.push("--config".into());
-                argv.push(c.clone().into_os_string());
-            }
-            argv.extend(args.paths.iter().map(|p| p.clone().into_os_string()));
-            let scan = ScanOnly::try_parse_from(argv)?.scan;
-            let Scanned {
-                setup, findings, ..
-            } = collect(&scan)?;
-            Baseline::from_findings(&setup.scanner, &findings, args.reason.as_deref())
+            let findings = scan(&args, &ui)?;
+            Baseline::from_findings(&findings, args.reason.as_deref())
         }
     };
     for e in &mut baseline.entries {
@@ -73,12 +72,58 @@ pub fn run(cmd: BaselineCommand) -> Result<ExitCode> {
     let text = serde_json::to_string_pretty(&baseline)?;
     std::fs::write(&args.output, text + "\n")
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    eprintln!(
-        "trawl: wrote {} baseline entries to {}",
-        baseline.entries.len(),
-        args.output.display()
-    );
+    if !args.scan.quiet {
+        ui.notice(&format!(
+            "trawl: wrote {} to {}",
+            plural(baseline.entries.len(), "baseline entry", "baseline entries"),
+            args.output.display()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The findings of the scan the flags describe: files, or history with `--git`. An input that
+/// could not be read makes the baseline incomplete: that is an error, not a smaller baseline.
+fn scan(args: &CreateArgs, ui: &Arc<dyn Ui>) -> Result<Vec<Finding>> {
+    #[cfg(feature = "git")]
+    if args.git {
+        let repos = super::git::Repositories::discover(&args.paths, &args.history)?;
+        let root = repos.root();
+        let mut source = repos.source()?;
+        let scanned = job::scan(
+            &args.scan,
+            None,
+            false,
+            root.as_deref(),
+            &mut source,
+            "blobs",
+            ui,
+        )?;
+        return complete(scanned);
+    }
+    #[cfg(feature = "git")]
+    if args.history.any() {
+        bail!("history flags (--range, --branch, --staged, …) need --git");
+    }
+    let root = root_of(&args.paths);
+    let mut inputs = Inputs::new(&args.paths, &args.fs);
+    let scanned = job::scan(
+        &args.scan,
+        None,
+        false,
+        root.as_deref(),
+        &mut inputs,
+        "files",
+        ui,
+    )?;
+    complete(scanned)
+}
+
+fn complete(scanned: job::Scanned) -> Result<Vec<Finding>> {
+    if scanned.diag.errors() > 0 {
+        bail!("not every input could be read: no baseline written");
+    }
+    Ok(scanned.findings)
 }
 
 fn from_report(path: &PathBuf, reason: Option<&str>) -> Result<Baseline> {

@@ -79,12 +79,12 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         if ctx.budget.is_exhausted() {
             if ctx.budget.newly_exhausted() {
                 let total = ctx.budget.total;
-                ctx.warn(member, format!("decoded more than {total} bytes in all (possible zip bomb): the rest is skipped"));
+                ctx.limit(member, format!("decoded more than {total} bytes in all (possible zip bomb): the rest is skipped"));
             }
             return;
         }
         if !ctx.budget.take_entry() {
-            ctx.warn(
+            ctx.limit(
                 member,
                 format!(
                     "more than {} archive entries: the rest is skipped",
@@ -108,7 +108,7 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
         let allowance = ctx.budget.member_allowance(file.compressed_size());
         let declared_over = file.size() > allowance;
         if declared_over && ctx.budget.note_bomb_member() {
-            ctx.warn(
+            ctx.limit(
                 Some(&inner),
                 format!(
                     "declares {} bytes from {} compressed, past the limit (ratio or size, possible zip bomb): at most {allowance} bytes are read",
@@ -137,7 +137,7 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
             ctx.warn(Some(&inner), format!("{e}; scanned anyway"));
         }
         if over && !declared_over {
-            ctx.warn(
+            ctx.limit(
                 Some(&inner),
                 format!("decompresses past the limit (ratio or size, possible zip bomb): scanned the first {} bytes", buf.len()),
             );
@@ -164,7 +164,7 @@ fn gzip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth:
         ctx.warn(Some(&inner), format!("gzip stream damaged: {e}"));
     }
     if over {
-        ctx.warn(
+        ctx.limit(
             Some(&inner),
             format!(
                 "decompresses past the limit: scanned the first {} bytes",
@@ -230,7 +230,7 @@ fn tar(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
             }
             b'0' | 0 | b'7' => {
                 if !ctx.budget.take_entry() {
-                    ctx.warn(member, "too many archive entries: the rest is skipped");
+                    ctx.limit(member, "too many archive entries: the rest is skipped");
                     return;
                 }
                 let name = clean_name(&long_name.take().unwrap_or(name));

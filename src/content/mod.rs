@@ -15,6 +15,7 @@ pub mod pickle;
 use crate::findings::{place, Extra, Placed, Position};
 use crate::scan::Worker;
 use crate::source::looks_binary;
+use crate::warning::WarningKind;
 
 /// Limits for decoding one top-level blob and everything nested in it.
 #[derive(Clone, Debug)]
@@ -120,7 +121,18 @@ pub struct Decoded {
     /// Placed findings, `member` set for nested content.
     pub placed: Vec<Placed>,
     /// Problems met (a limit reached, a corrupt member); the scan went on.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<DecodeWarning>,
+}
+
+/// A problem met while decoding; the pipeline adds the blob's path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeWarning {
+    /// [`WarningKind::Malformed`] or [`WarningKind::Limit`].
+    pub kind: WarningKind,
+    /// The archive member chain it concerns, if any.
+    pub member: Option<String>,
+    /// What happened.
+    pub message: String,
 }
 
 /// Whether a decoder claims `data` (so binary content is not skipped).
@@ -178,10 +190,14 @@ pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> De
     };
     ctx.decode(data, None, 0);
     if budget.bomb_members > BOMB_WARNINGS {
-        out.warnings.push(format!(
-            "{} more archive members declare sizes past the limits (possible zip bomb)",
-            budget.bomb_members - BOMB_WARNINGS
-        ));
+        out.warnings.push(DecodeWarning {
+            kind: WarningKind::Limit,
+            member: None,
+            message: format!(
+                "{} more archive members declare sizes past the limits (possible zip bomb)",
+                budget.bomb_members - BOMB_WARNINGS
+            ),
+        });
     }
     out
 }
@@ -201,10 +217,26 @@ pub(crate) fn join_member(parent: Option<&str>, name: &str) -> String {
 }
 
 impl Context<'_, '_, '_> {
+    /// Malformed content: a corrupt member, a broken header.
     pub(crate) fn warn(&mut self, member: Option<&str>, msg: impl std::fmt::Display) {
-        self.out.warnings.push(match member {
-            Some(m) => format!("{m}: {msg}"),
-            None => msg.to_string(),
+        self.push_warning(WarningKind::Malformed, member, msg);
+    }
+
+    /// A decoding limit was reached.
+    pub(crate) fn limit(&mut self, member: Option<&str>, msg: impl std::fmt::Display) {
+        self.push_warning(WarningKind::Limit, member, msg);
+    }
+
+    fn push_warning(
+        &mut self,
+        kind: WarningKind,
+        member: Option<&str>,
+        msg: impl std::fmt::Display,
+    ) {
+        self.out.warnings.push(DecodeWarning {
+            kind,
+            member: member.map(str::to_string),
+            message: msg.to_string(),
         });
     }
 
@@ -213,7 +245,7 @@ impl Context<'_, '_, '_> {
         #[cfg(feature = "archive")]
         if archive::is_archive(data) {
             if depth >= self.budget.limits.max_depth {
-                self.warn(
+                self.limit(
                     member,
                     format!(
                         "archive nested deeper than {} levels: not opened",
@@ -471,20 +503,7 @@ pub(crate) struct StringItem<'a> {
 
 /// Lines and columns of raw byte range `start..end`.
 pub(crate) fn position_of(raw: &[u8], start: usize, end: usize) -> Position {
-    let start = start.min(raw.len());
-    let end = end.clamp(start, raw.len());
-    let line = 1 + memchr::memchr_iter(b'\n', &raw[..start]).count();
-    let line_start = memchr::memrchr(b'\n', &raw[..start]).map_or(0, |i| i + 1);
-    let inner = memchr::memchr_iter(b'\n', &raw[start..end]).count();
-    let last_start = memchr::memrchr(b'\n', &raw[..end])
-        .map_or(0, |i| i + 1)
-        .max(line_start);
-    Position {
-        line,
-        column: start - line_start + 1,
-        end_line: line + inner,
-        end_column: end - last_start + 1,
-    }
+    Position::of(raw, start, end)
 }
 
 /// For findings inside YAML front matter (`---` … `---`, as Hugging Face model and dataset
@@ -590,7 +609,9 @@ mod tests {
                 line: 2,
                 column: 2,
                 end_line: 2,
-                end_column: 4
+                end_column: 4,
+                column_utf16: 2,
+                end_column_utf16: 4,
             }
         );
         assert_eq!(position_of(raw, 0, 9).end_line, 3);

@@ -9,9 +9,11 @@ pub mod suppress;
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::rules::RuleInfo;
 use crate::scan::{Match, Scanner};
 use crate::source::Provenance;
 
@@ -41,7 +43,8 @@ pub struct Placed {
     pub snippet_others: Vec<Range<usize>>,
 }
 
-/// Where a secret sits in a text: 1-based lines, 1-based byte columns.
+/// Where a secret sits in a text: 1-based lines, 1-based byte columns, and the same columns
+/// in UTF-16 code units (SARIF's default `columnKind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// Line of the secret's first byte.
@@ -52,6 +55,57 @@ pub struct Position {
     pub end_line: usize,
     /// Column just past the secret's last byte on `end_line`.
     pub end_column: usize,
+    /// `column` in UTF-16 code units of the line's text (invalid UTF-8 counts one unit per
+    /// replacement character).
+    pub column_utf16: usize,
+    /// `end_column` in UTF-16 code units.
+    pub end_column_utf16: usize,
+}
+
+impl Position {
+    /// The position of `raw[start..end]`, whose first byte is on `line`, a line that starts at
+    /// byte `line_start`.
+    pub fn at(raw: &[u8], line: usize, line_start: usize, start: usize, end: usize) -> Position {
+        let inner = &raw[start..end];
+        let newlines = memchr::memchr_iter(b'\n', inner).count();
+        let before = &raw[line_start..start];
+        let column_utf16 = utf16_len(before) + 1;
+        let (end_line, end_column, end_column_utf16) = if newlines == 0 {
+            (line, end - line_start + 1, column_utf16 + utf16_len(inner))
+        } else {
+            let last = memchr::memrchr(b'\n', inner).map_or(start, |i| start + i + 1);
+            (
+                line + newlines,
+                end - last + 1,
+                utf16_len(&raw[last..end]) + 1,
+            )
+        };
+        Position {
+            line,
+            column: start - line_start + 1,
+            end_line,
+            end_column,
+            column_utf16,
+            end_column_utf16,
+        }
+    }
+
+    /// The position of `raw[start..end]`, counting lines from the start of `raw`.
+    pub fn of(raw: &[u8], start: usize, end: usize) -> Position {
+        let start = start.min(raw.len());
+        let end = end.clamp(start, raw.len());
+        let line = 1 + memchr::memchr_iter(b'\n', &raw[..start]).count();
+        let line_start = memchr::memrchr(b'\n', &raw[..start]).map_or(0, |i| i + 1);
+        Position::at(raw, line, line_start, start, end)
+    }
+}
+
+/// UTF-16 code units of `bytes` read as UTF-8 (invalid sequences as U+FFFD).
+fn utf16_len(bytes: &[u8]) -> usize {
+    if bytes.is_ascii() {
+        return bytes.len();
+    }
+    String::from_utf8_lossy(bytes).encode_utf16().count()
 }
 
 /// Facts a decoder adds to a location.
@@ -91,16 +145,10 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
         pos = s;
         let e = m.secret_span.end;
         let inner = &hay[s..e];
-        let newlines = memchr::memchr_iter(b'\n', inner).count();
-        let (end_line, end_column) = if newlines == 0 {
-            (line, s - line_start + e - s + 1)
-        } else {
-            let last_nl = memchr::memrchr(b'\n', inner).map_or(0, |i| s + i + 1);
-            (line + newlines, e - last_nl + 1)
-        };
         let line_end = memchr::memchr(b'\n', &hay[s..]).map_or(hay.len(), |i| s + i);
-        // `trawl:allow` anywhere on the line suppresses what the line holds.
-        if memchr::memmem::find(&hay[line_start..line_end], suppress::INLINE_ALLOW).is_some() {
+        // `trawl:allow` (or gitleaks' and TruffleHog's markers) anywhere on the line
+        // suppresses what the line holds.
+        if suppress::allowed_inline(&hay[line_start..line_end]) {
             continue;
         }
         let snip_start = line_start.max(s.saturating_sub(SNIPPET_CONTEXT));
@@ -123,12 +171,7 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
             snippet_others,
             secret: inner.to_vec(),
             offset: s,
-            position: Some(Position {
-                line,
-                column: s - line_start + 1,
-                end_line,
-                end_column,
-            }),
+            position: Some(Position::at(hay, line, line_start, s, e)),
             member: None,
             extra: Extra::default(),
             snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
@@ -156,13 +199,54 @@ pub fn secret_fingerprint(rule_id: &str, secret: &[u8]) -> String {
     hash_hex(&[rule_id.as_bytes(), secret])
 }
 
-/// The location fingerprint: distinguishes the places a secret was seen.
-pub fn location_fingerprint(secret_fp: &str, path: &str, line: usize) -> String {
+/// The location fingerprint: distinguishes the places a secret was seen. It hashes named
+/// fields (path, member, line, and the byte offset only where there is no line), so a line
+/// number can never be mistaken for an offset.
+pub fn location_fingerprint(
+    secret_fp: &str,
+    path: &str,
+    member: Option<&str>,
+    position: Option<Position>,
+    offset: usize,
+) -> String {
+    let line = position.map(|p| p.line.to_string()).unwrap_or_default();
+    let offset = if position.is_some() {
+        String::new()
+    } else {
+        offset.to_string()
+    };
     hash_hex(&[
+        b"v2",
         secret_fp.as_bytes(),
+        b"path",
         path.as_bytes(),
-        line.to_string().as_bytes(),
+        b"member",
+        member.unwrap_or_default().as_bytes(),
+        b"line",
+        line.as_bytes(),
+        b"offset",
+        offset.as_bytes(),
     ])
+}
+
+/// What a finding is: a secret, or code that runs when an artifact is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum What {
+    /// A credential (redacted in reports unless asked).
+    Secret(Vec<u8>),
+    /// A callable or layer that runs code on load (a pickle import, a Keras Lambda layer);
+    /// not secret, shown as it is.
+    UnsafeCode(String),
+}
+
+impl What {
+    /// The bytes the finding's fingerprint is made of.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            What::Secret(s) => s,
+            What::UnsafeCode(c) => c.as_bytes(),
+        }
+    }
 }
 
 /// One place a secret was seen.
@@ -184,17 +268,17 @@ pub struct Location {
     pub snippet_secret: Range<usize>,
     /// Ranges of other secrets in `snippet`.
     pub snippet_others: Vec<Range<usize>>,
-    /// hash(secret fingerprint, path, line).
+    /// Hash of the secret fingerprint and the named fields of the place.
     pub fingerprint: String,
 }
 
-/// A secret found by one rule, with every place it was seen.
+/// A secret (or unsafe code) found by one rule, with every place it was seen.
 #[derive(Clone, Debug)]
 pub struct Finding {
-    /// Index of the rule in the scanner.
-    pub rule: usize,
-    /// The secret (never printed unless asked).
-    pub secret: Vec<u8>,
+    /// The rule, by id with its metadata.
+    pub rule: Arc<RuleInfo>,
+    /// What was found (never printed in clear unless asked, for secrets).
+    pub what: What,
     /// hash(rule id, secret).
     pub fingerprint: String,
     /// Places, ordered.
@@ -216,19 +300,24 @@ impl Location {
             None => self.provenance.path().to_string(),
         }
     }
+
+    /// What makes two locations the same place: input, member and offset.
+    fn key(&self) -> (&Provenance, &Option<String>, usize) {
+        (&self.provenance, &self.member, self.offset)
+    }
 }
 
 impl FindingSet {
     /// Adds the placed matches of one input seen at `provenance`.
     pub fn add(&mut self, scanner: &Scanner, provenance: &Provenance, placed: &[Placed]) {
         for p in placed {
-            let rule_id = scanner.rule(p.rule).id();
-            let fp = secret_fingerprint(rule_id, &p.secret);
-            let path = match &p.member {
-                Some(m) => format!("{}!{m}", provenance.path()),
-                None => provenance.path().to_string(),
+            let rule = scanner.rule(p.rule);
+            let what = if rule.is_synthetic() {
+                What::UnsafeCode(String::from_utf8_lossy(&p.secret).into_owned())
+            } else {
+                What::Secret(p.secret.clone())
             };
-            let line = p.position.map_or(0, |pos| pos.line);
+            let fp = secret_fingerprint(rule.id(), what.bytes());
             let location = Location {
                 provenance: provenance.clone(),
                 member: p.member.clone(),
@@ -240,8 +329,10 @@ impl FindingSet {
                 snippet_others: p.snippet_others.clone(),
                 fingerprint: location_fingerprint(
                     &fp,
-                    &path,
-                    if line > 0 { line } else { p.offset },
+                    provenance.path(),
+                    p.member.as_deref(),
+                    p.position,
+                    p.offset,
                 ),
             };
             match self.index.get(&fp) {
@@ -249,8 +340,8 @@ impl FindingSet {
                 None => {
                     self.index.insert(fp.clone(), self.findings.len());
                     self.findings.push(Finding {
-                        rule: p.rule,
-                        secret: p.secret.clone(),
+                        rule: rule.info().clone(),
+                        what,
                         fingerprint: fp,
                         locations: vec![location],
                     });
@@ -269,26 +360,18 @@ impl FindingSet {
         self.findings.is_empty()
     }
 
-    /// The findings in a deterministic order: locations by (path, offset), findings by their
-    /// first location, then rule.
+    /// The findings in a deterministic order: locations by (input, member, offset), the same
+    /// place once; findings by their first location, then rule id.
     pub fn into_sorted(self) -> Vec<Finding> {
         let mut v = self.findings;
         for f in &mut v {
-            f.locations
-                .sort_by(|a, b| (&a.provenance, a.offset).cmp(&(&b.provenance, b.offset)));
-            f.locations
-                .dedup_by(|a, b| a.provenance == b.provenance && a.offset == b.offset);
+            f.locations.sort_by(|a, b| a.key().cmp(&b.key()));
+            f.locations.dedup_by(|a, b| a.key() == b.key());
         }
         v.sort_by(|a, b| {
-            let ka = a
-                .locations
-                .first()
-                .map(|l| (&l.provenance, &l.member, l.offset));
-            let kb = b
-                .locations
-                .first()
-                .map(|l| (&l.provenance, &l.member, l.offset));
-            ka.cmp(&kb).then(a.rule.cmp(&b.rule))
+            let ka = a.locations.first().map(Location::key);
+            let kb = b.locations.first().map(Location::key);
+            ka.cmp(&kb).then_with(|| a.rule.id.cmp(&b.rule.id))
         });
         v
     }
@@ -323,9 +406,30 @@ mod tests {
         let a = secret_fingerprint("r", b"s");
         assert_eq!(a, secret_fingerprint("r", b"s"));
         assert_ne!(a, secret_fingerprint("q", b"s"));
+        let at = |line: usize| Some(Position::of(b"x\nx\nx\n", 2 * (line - 1), 2 * line - 1));
         assert_ne!(
-            location_fingerprint(&a, "p", 1),
-            location_fingerprint(&a, "p", 2)
+            location_fingerprint(&a, "p", None, at(1), 0),
+            location_fingerprint(&a, "p", None, at(2), 2)
         );
+        // A line number is never taken for an offset, nor a member for none.
+        assert_ne!(
+            location_fingerprint(&a, "p", None, at(1), 0),
+            location_fingerprint(&a, "p", None, None, 1)
+        );
+        assert_ne!(
+            location_fingerprint(&a, "p", Some("m"), at(1), 0),
+            location_fingerprint(&a, "p", None, at(1), 0)
+        );
+    }
+
+    #[test]
+    fn utf16_columns_count_code_units() {
+        // "é" is 2 bytes and 1 UTF-16 unit; "😀" is 4 bytes and 2 units.
+        let raw = "x = \"é😀 SECRET\"\n".as_bytes();
+        let at = raw.windows(6).position(|w| w == b"SECRET").unwrap();
+        let p = Position::of(raw, at, at + 6);
+        assert_eq!(p.column, at + 1);
+        assert_eq!(p.column_utf16, at + 1 - 1 - 2);
+        assert_eq!(p.end_column_utf16 - p.column_utf16, 6);
     }
 }

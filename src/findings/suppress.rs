@@ -15,10 +15,53 @@ use serde::{Deserialize, Serialize};
 
 use super::Finding;
 use crate::rules::compile_regex;
-use crate::scan::Scanner;
 
 /// The marker that suppresses findings on its line.
 pub const INLINE_ALLOW: &[u8] = b"trawl:allow";
+
+/// Markers of other scanners honoured like [`INLINE_ALLOW`], so teams can switch without
+/// re-triaging: gitleaks' `gitleaks:allow` and TruffleHog's `trufflehog:ignore`.
+const OTHER_INLINE_ALLOWS: [&[u8]; 2] = [b"gitleaks:allow", b"trufflehog:ignore"];
+
+/// Whether a line carries an inline allow marker.
+pub fn allowed_inline(line: &[u8]) -> bool {
+    // One scan for the common `:` of all markers keeps clean lines cheap.
+    memchr::memchr(b':', line).is_some()
+        && std::iter::once(INLINE_ALLOW)
+            .chain(OTHER_INLINE_ALLOWS)
+            .any(|m| memchr::memmem::find(line, m).is_some())
+}
+
+/// A parse error's reason without quoted values: serde and TOML messages quote the offending
+/// value (`invalid type: string "…"`), which in a hostile file can be anything, secrets
+/// included. Names in backticks (fields) are kept, cut short.
+pub fn unquoted_reason(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let mut out = String::with_capacity(first.len());
+    let mut rest = first;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[i] as char;
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(j) = after.find(q) else {
+            out.push(q);
+            out.push('…');
+            rest = "";
+            break;
+        };
+        let inner = &after[..j];
+        out.push(q);
+        if q == '`' && inner.chars().count() <= 40 {
+            out.push_str(inner);
+        } else {
+            out.push('…');
+        }
+        out.push(q);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// `trawl.toml` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -104,7 +147,7 @@ impl Config {
             let line = e
                 .span()
                 .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
-            let reason = e.message().to_string();
+            let reason = unquoted_reason(e.message());
             match line {
                 Some(l) => anyhow!("{}:{l}: {reason}", path.display()),
                 None => anyhow!("{}: {reason}", path.display()),
@@ -201,11 +244,7 @@ pub struct BaselineEntry {
 
 impl Baseline {
     /// A baseline accepting these findings.
-    pub fn from_findings(
-        scanner: &Scanner,
-        findings: &[Finding],
-        reason: Option<&str>,
-    ) -> Baseline {
+    pub fn from_findings(findings: &[Finding], reason: Option<&str>) -> Baseline {
         let entries = findings
             .iter()
             .map(|f| {
@@ -214,7 +253,7 @@ impl Baseline {
                 paths.truncate(5);
                 BaselineEntry {
                     fingerprint: f.fingerprint.clone(),
-                    rule: scanner.rule(f.rule).id().to_string(),
+                    rule: f.rule.id.clone(),
                     paths,
                     reason: reason.map(str::to_string),
                     expires: None,
@@ -231,8 +270,14 @@ impl Baseline {
     pub fn load(path: &Path) -> Result<Baseline> {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read baseline {}", path.display()))?;
-        let b: Baseline = serde_json::from_slice(&text)
-            .map_err(|e| anyhow!("{}:{}: {e}", path.display(), e.line()))?;
+        let b: Baseline = serde_json::from_slice(&text).map_err(|e| {
+            anyhow!(
+                "{}:{}: not a baseline: {}",
+                path.display(),
+                e.line(),
+                unquoted_reason(&e.to_string())
+            )
+        })?;
         for e in &b.entries {
             if let Some(d) = &e.expires {
                 parse_day(d)
@@ -273,11 +318,89 @@ pub struct Suppressions {
     global: CompiledAllowlist,
     per_rule: HashMap<String, CompiledAllowlist>,
     baseline: HashMap<String, BaselineEntry>,
+    gitleaks: GitleaksIgnore,
+}
+
+/// A `.gitleaksignore`: gitleaks fingerprints (`commit:file:rule:line` for history,
+/// `file:rule:line` for files), one a line, `#` comments. A location is suppressed when its
+/// path and line (and commit, when the entry names one) match; the rule id is not compared,
+/// since gitleaks names its rules differently.
+#[derive(Debug, Default)]
+pub struct GitleaksIgnore {
+    entries: HashSet<(Option<String>, String, usize)>,
+}
+
+/// The file gitleaks reads at the scan root.
+pub const GITLEAKS_IGNORE: &str = ".gitleaksignore";
+
+impl GitleaksIgnore {
+    /// Reads `.gitleaksignore` in `root` when present; unreadable lines are skipped.
+    pub fn load(root: Option<&Path>) -> GitleaksIgnore {
+        let Some(path) = root.map(|r| r.join(GITLEAKS_IGNORE)) else {
+            return GitleaksIgnore::default();
+        };
+        // Regular files only, and bounded: the file comes from the scanned repository.
+        let text = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() <= 16 << 20 => std::fs::read(&path).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        GitleaksIgnore::parse(&String::from_utf8_lossy(&text))
+    }
+
+    /// Parses the lines of a `.gitleaksignore`.
+    pub fn parse(text: &str) -> GitleaksIgnore {
+        let mut entries = HashSet::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut parts = line.rsplitn(3, ':');
+            let (Some(n), Some(_rule), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Ok(n) = n.parse::<usize>() else { continue };
+            let (commit, file) = match rest.split_once(':') {
+                Some((c, f)) if c.len() >= 7 && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    (Some(c.to_ascii_lowercase()), f)
+                }
+                _ => (None, rest),
+            };
+            entries.insert((commit, file.to_string(), n));
+        }
+        GitleaksIgnore { entries }
+    }
+
+    fn covers(&self, loc: &super::Location) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
+        let Some(line) = loc.position.map(|p| p.line) else {
+            return false;
+        };
+        let path = loc.display_path();
+        if self.entries.contains(&(None, path.clone(), line)) {
+            return true;
+        }
+        loc.provenance.commit().is_some_and(|c| {
+            self.entries
+                .contains(&(Some(c.id.clone()), path.clone(), line))
+                || self.entries.iter().any(|(ec, f, l)| {
+                    *l == line
+                        && *f == path
+                        && ec.as_ref().is_some_and(|ec| c.id.starts_with(ec.as_str()))
+                })
+        })
+    }
 }
 
 impl Suppressions {
     /// Builds the filters of a configuration and an optional baseline.
-    pub fn new(config: &Config, baseline: Option<Baseline>) -> Result<Suppressions> {
+    pub fn new(
+        config: &Config,
+        baseline: Option<Baseline>,
+        gitleaks: GitleaksIgnore,
+    ) -> Result<Suppressions> {
         let where_ = config
             .path
             .as_ref()
@@ -303,16 +426,17 @@ impl Suppressions {
             global,
             per_rule,
             baseline,
+            gitleaks,
         })
     }
 
     /// Drops what the allowlists and the baseline cover.
-    pub fn apply(&self, scanner: &Scanner, findings: &mut Vec<Finding>) -> SuppressionReport {
+    pub fn apply(&self, findings: &mut Vec<Finding>) -> SuppressionReport {
         let mut report = SuppressionReport::default();
         let mut matched: HashSet<&str> = HashSet::new();
         let today = today();
         findings.retain_mut(|f| {
-            let id = scanner.rule(f.rule).id();
+            let id = f.rule.id.as_str();
             if let Some(entry) = self.baseline.get(&f.fingerprint) {
                 matched.insert(entry.fingerprint.as_str());
                 let expired = entry
@@ -339,16 +463,23 @@ impl Suppressions {
                 }
             }
             let rule_list = self.per_rule.get(id);
-            let secret_allowed = self.global.allows_secret(&f.secret)
-                || rule_list.is_some_and(|a| a.allows_secret(&f.secret));
-            if secret_allowed && !scanner.rule(f.rule).is_synthetic() {
+            let secret_allowed = match &f.what {
+                super::What::Secret(secret) => {
+                    self.global.allows_secret(secret)
+                        || rule_list.is_some_and(|a| a.allows_secret(secret))
+                }
+                super::What::UnsafeCode(_) => false,
+            };
+            if secret_allowed {
                 report.allowlisted += f.locations.len();
                 return false;
             }
             let before = f.locations.len();
             f.locations.retain(|l| {
                 let path = l.display_path();
-                !(self.global.allows_path(&path) || rule_list.is_some_and(|a| a.allows_path(&path)))
+                !(self.global.allows_path(&path)
+                    || rule_list.is_some_and(|a| a.allows_path(&path))
+                    || self.gitleaks.covers(l))
             });
             report.allowlisted += before - f.locations.len();
             !f.locations.is_empty()
@@ -388,6 +519,39 @@ pub fn check_rule_ids(config: &Config, ids: &HashSet<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_scanners_markers() {
+        assert!(allowed_inline(b"key = 'x' # gitleaks:allow"));
+        assert!(allowed_inline(b"key = 'x' // trufflehog:ignore"));
+        assert!(allowed_inline(b"key = 'x' # trawl:allow"));
+        assert!(!allowed_inline(b"key = 'x' # allow"));
+    }
+
+    #[test]
+    fn gitleaksignore_lines() {
+        let g = GitleaksIgnore::parse(
+            "# comment\nsrc/a.py:generic-api-key:3\n0123456789abcdef0123456789abcdef01234567:b/c:d.py:aws-access-token:9\nnonsense\n",
+        );
+        assert!(g.entries.contains(&(None, "src/a.py".into(), 3)));
+        assert!(g.entries.contains(&(
+            Some("0123456789abcdef0123456789abcdef01234567".into()),
+            "b/c:d.py".into(),
+            9
+        )));
+        assert_eq!(g.entries.len(), 2);
+    }
+
+    #[test]
+    fn reasons_lose_quoted_values() {
+        let r =
+            unquoted_reason("invalid type: string \"AKIAQYLPMN5HHHFPZAM2\", expected a sequence");
+        assert!(!r.contains("AKIA"), "{r}");
+        assert_eq!(
+            unquoted_reason("unknown field `files`"),
+            "unknown field `files`"
+        );
+    }
 
     #[test]
     fn expiry_dates() {

@@ -48,13 +48,13 @@ struct JsonFinding<'a> {
     locations: Vec<JsonLocation<'a>>,
 }
 
-fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
-    let rule = ctx.rule(f);
+fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
+    let rule = &f.rule;
     JsonFinding {
-        rule: &rule.spec.id,
-        name: &rule.spec.name,
-        category: &rule.spec.category,
-        severity: rule.spec.severity.as_str(),
+        rule: &rule.id,
+        name: &rule.name,
+        category: rule.category.as_str(),
+        severity: rule.severity.as_str(),
         secret: ctx.secret_of(f),
         fingerprint: &f.fingerprint,
         locations: f
@@ -84,7 +84,7 @@ fn finding<'a>(ctx: &'a ReportContext<'_>, f: &'a Finding) -> JsonFinding<'a> {
 }
 
 pub fn write(
-    ctx: &ReportContext<'_>,
+    ctx: &ReportContext,
     findings: &[Finding],
     out: &mut dyn Write,
     lines: bool,

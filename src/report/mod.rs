@@ -15,9 +15,7 @@ use std::ops::Range;
 
 use clap::ValueEnum;
 
-use crate::findings::{Finding, Location};
-use crate::rules::Rule;
-use crate::scan::Scanner;
+use crate::findings::{Finding, Location, What};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -32,30 +30,41 @@ pub enum Format {
     Sarif,
 }
 
-/// What every reporter needs to know besides the findings.
-pub struct ReportContext<'a> {
-    /// The scanner whose rules produced the findings.
-    pub scanner: &'a Scanner,
+/// Leading characters of a long secret that reports keep by default (enough to recognise a
+/// token type, `ghp_`, `hf_x`).
+pub const DEFAULT_REDACT_KEEP: usize = 4;
+
+/// What every reporter needs to know besides the findings (which carry their rules).
+#[derive(Clone, Debug)]
+pub struct ReportContext {
     /// Print secrets in clear.
     pub show_secrets: bool,
+    /// Leading characters kept of secrets of 16 characters or more when redacting.
+    pub redact_keep: usize,
     /// Colour the text output.
     pub color: bool,
     /// Absolute scan root, for SARIF's `originalUriBaseIds`.
     pub root_uri: Option<String>,
 }
 
-impl ReportContext<'_> {
-    fn rule(&self, f: &Finding) -> &Rule {
-        self.scanner.rule(f.rule)
+impl Default for ReportContext {
+    fn default() -> ReportContext {
+        ReportContext {
+            show_secrets: false,
+            redact_keep: DEFAULT_REDACT_KEEP,
+            color: false,
+            root_uri: None,
+        }
     }
+}
 
-    /// The secret as reports show it (decoder findings, such as an unsafe import, are not
-    /// secrets and are shown as they are).
+impl ReportContext {
+    /// What was found as reports show it: a secret redacted unless asked, unsafe code (a
+    /// pickle import, a Keras layer) as it is.
     pub fn secret_of(&self, f: &Finding) -> String {
-        if self.rule(f).is_synthetic() {
-            String::from_utf8_lossy(&f.secret).into_owned()
-        } else {
-            self.secret(&f.secret)
+        match &f.what {
+            What::UnsafeCode(callable) => callable.clone(),
+            What::Secret(secret) => self.secret(secret),
         }
     }
 
@@ -64,7 +73,7 @@ impl ReportContext<'_> {
         if self.show_secrets {
             String::from_utf8_lossy(secret).into_owned()
         } else {
-            redact(secret)
+            redact_keep(secret, self.redact_keep)
         }
     }
 
@@ -76,7 +85,7 @@ impl ReportContext<'_> {
             let mut ranges: Vec<Range<usize>> = Vec::with_capacity(1 + loc.snippet_others.len());
             ranges.push(loc.snippet_secret.clone());
             ranges.extend(loc.snippet_others.iter().cloned());
-            redact_ranges(&loc.snippet, &ranges)
+            redact_ranges(&loc.snippet, &ranges, self.redact_keep)
         };
         text.trim().to_string()
     }
@@ -84,17 +93,22 @@ impl ReportContext<'_> {
 
 /// Keeps a short prefix of long secrets (enough to recognise a token type) and hides the rest.
 pub fn redact(secret: &[u8]) -> String {
-    let keep = if secret.len() >= 16 { 4 } else { 0 };
-    let prefix: String = String::from_utf8_lossy(&secret[..keep])
-        .chars()
-        .take(keep)
-        .collect();
+    redact_keep(secret, DEFAULT_REDACT_KEEP)
+}
+
+/// Keeps `keep` leading characters of a secret of 16 characters or more (never more than a
+/// quarter of it) and hides the rest.
+pub fn redact_keep(secret: &[u8], keep: usize) -> String {
+    let text = String::from_utf8_lossy(secret);
+    let chars = text.chars().count();
+    let keep = if chars >= 16 { keep.min(chars / 4) } else { 0 };
+    let prefix: String = text.chars().take(keep).collect();
     format!("{prefix}*****")
 }
 
 /// Replaces each range of `text` (clamped, possibly overlapping) by `*****`, keeping the
-/// first range's short prefix as [`redact`] does.
-fn redact_ranges(text: &[u8], ranges: &[Range<usize>]) -> String {
+/// first range's short prefix as [`redact_keep`] does.
+fn redact_ranges(text: &[u8], ranges: &[Range<usize>], keep: usize) -> String {
     let mut sorted: Vec<(Range<usize>, bool)> = ranges
         .iter()
         .enumerate()
@@ -111,7 +125,7 @@ fn redact_ranges(text: &[u8], ranges: &[Range<usize>]) -> String {
         let start = r.start.max(pos);
         out.extend_from_slice(&text[pos..start]);
         if primary && start == r.start {
-            out.extend_from_slice(redact(&text[r.clone()]).as_bytes());
+            out.extend_from_slice(redact_keep(&text[r.clone()], keep).as_bytes());
         } else {
             out.extend_from_slice(b"*****");
         }
@@ -121,10 +135,15 @@ fn redact_ranges(text: &[u8], ranges: &[Range<usize>]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `n` with the singular or plural noun: `1 finding`, `2 findings`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Writes the findings in `format`.
 pub fn write(
     format: Format,
-    ctx: &ReportContext<'_>,
+    ctx: &ReportContext,
     findings: &[Finding],
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -143,8 +162,12 @@ mod tests {
     #[test]
     fn redaction_hides_all_secret_ranges() {
         let text = b"id=AKIAZQ3XW9PLM2RT7YVB secret=Zq3xW9pLm2Rt7YvBn4Kc8Hd1Jf6Gs0aQwErTyUiO";
-        let s = redact_ranges(text, &[31..text.len(), 3..23]);
+        let s = redact_ranges(text, &[31..text.len(), 3..23], 4);
         assert_eq!(s, "id=***** secret=Zq3x*****");
         assert_eq!(redact(b"short"), "*****");
+        assert_eq!(redact_keep(b"0123456789abcdefXYZ", 0), "*****");
+        assert_eq!(redact_keep(b"0123456789abcdefXYZ", 2), "01*****");
+        // Never more than a quarter of the secret.
+        assert_eq!(redact_keep(b"0123456789abcdef", 12), "0123*****");
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::ReportContext;
 use crate::findings::{Finding, Location};
-use crate::rules::{Rule, Severity};
+use crate::rules::{Category, RuleInfo, Severity};
 
 /// GitHub code scanning accepts at most 25,000 results per run.
 pub const MAX_RESULTS: usize = 25_000;
@@ -118,8 +118,7 @@ pub fn uri_encode(path: &str) -> String {
     s
 }
 
-fn descriptor(rule: &Rule) -> ReportingDescriptor {
-    let spec = &rule.spec;
+fn descriptor(spec: &RuleInfo) -> ReportingDescriptor {
     let help = format!(
         "{} ({}). Revoke or rotate the credential, then remove it from the code and its history. \
          Category: {}.",
@@ -138,20 +137,21 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
         help: Message { text: help },
         default_configuration: json!({ "level": spec.severity.sarif_level() }),
         properties: json!({
-            "tags": ["security", "secret", spec.category],
-            "precision": if spec.category == "generic" { "medium" } else { "high" },
+            "tags": ["security", if spec.category == Category::UNSAFE_CODE { "unsafe-code" } else { "secret" }, spec.category.as_str()],
+            "precision": if spec.category == Category::GENERIC { "medium" } else { "high" },
             "security-severity": security_severity(spec.severity),
         }),
     }
 }
 
-fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
+fn location(ctx: &ReportContext, loc: &Location) -> Value {
     let mut region = match loc.position {
+        // Columns in UTF-16 code units, as `columnKind` says; byte columns in properties.
         Some(p) => json!({
             "startLine": p.line,
-            "startColumn": p.column,
+            "startColumn": p.column_utf16,
             "endLine": p.end_line,
-            "endColumn": p.end_column,
+            "endColumn": p.end_column_utf16,
         }),
         None => json!({ "byteOffset": loc.offset }),
     };
@@ -171,12 +171,20 @@ fn location(ctx: &ReportContext<'_>, loc: &Location) -> Value {
     json!({ "physicalLocation": { "artifactLocation": artifact, "region": region } })
 }
 
-fn result_properties(rule: &Rule, f: &Finding, loc: &Location) -> Value {
+fn result_properties(rule: &RuleInfo, f: &Finding, loc: &Location) -> Value {
     let mut p = json!({
-        "severity": rule.spec.severity.as_str(),
-        "category": rule.spec.category,
+        "severity": rule.severity.as_str(),
+        "category": rule.category.as_str(),
         "locationsOfSecret": f.locations.len(),
+        "byteOffset": loc.offset,
     });
+    if let Some(pos) = loc.position {
+        p["byteColumn"] = json!(pos.column);
+        p["byteEndColumn"] = json!(pos.end_column);
+    }
+    if let Some(m) = &loc.member {
+        p["member"] = json!(m);
+    }
     if let Some(c) = loc.extra.cell {
         p["cell"] = json!(c);
     }
@@ -198,20 +206,21 @@ fn result_properties(rule: &Rule, f: &Finding, loc: &Location) -> Value {
     p
 }
 
-pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     // Rules that fired, in id order, with their index.
-    let mut fired: Vec<usize> = findings.iter().map(|f| f.rule).collect();
-    fired.sort_by(|a, b| ctx.scanner.rule(*a).id().cmp(ctx.scanner.rule(*b).id()));
-    fired.dedup();
-    let index_of = |rule: usize| fired.iter().position(|&r| r == rule).unwrap_or(0);
-    let rules = fired
-        .iter()
-        .map(|&r| descriptor(ctx.scanner.rule(r)))
-        .collect();
+    let mut fired: Vec<&RuleInfo> = findings.iter().map(|f| &*f.rule).collect();
+    fired.sort_by(|a, b| a.id.cmp(&b.id));
+    fired.dedup_by(|a, b| a.id == b.id);
+    let index_of = |id: &str| {
+        fired
+            .binary_search_by(|r| r.id.as_str().cmp(id))
+            .unwrap_or(0)
+    };
+    let rules = fired.iter().map(|r| descriptor(r)).collect();
 
     let mut results = Vec::new();
     'outer: for f in findings {
-        let rule = ctx.rule(f);
+        let rule = &*f.rule;
         let secret = ctx.secret_of(f);
         for loc in &f.locations {
             if results.len() >= MAX_RESULTS {
@@ -221,11 +230,11 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
             fps.insert("secretFingerprint/v1", f.fingerprint.clone());
             fps.insert("locationFingerprint/v1", loc.fingerprint.clone());
             results.push(SarifResult {
-                rule_id: rule.spec.id.clone(),
-                rule_index: index_of(f.rule),
-                level: rule.spec.severity.sarif_level(),
+                rule_id: rule.id.clone(),
+                rule_index: index_of(&rule.id),
+                level: rule.severity.sarif_level(),
                 message: Message {
-                    text: format!("{} found: {secret}", rule.spec.name),
+                    text: format!("{} found: {secret}", rule.name),
                 },
                 locations: vec![location(ctx, loc)],
                 partial_fingerprints: fps,

@@ -9,7 +9,7 @@ use crate::rules::Severity;
 /// Locations printed per finding before "and N more".
 const MAX_LOCATIONS: usize = 10;
 
-fn paint(ctx: &ReportContext<'_>, code: &str, s: &str) -> String {
+fn paint(ctx: &ReportContext, code: &str, s: &str) -> String {
     if ctx.color {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
@@ -27,12 +27,12 @@ fn severity_colour(s: Severity) -> &'static str {
     }
 }
 
-pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
+pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     let mut order: Vec<&Finding> = findings.iter().collect();
-    order.sort_by_key(|f| std::cmp::Reverse(ctx.rule(f).spec.severity));
+    order.sort_by_key(|f| std::cmp::Reverse(f.rule.severity));
     for f in order {
-        let rule = ctx.rule(f);
-        let sev = rule.spec.severity;
+        let rule = &f.rule;
+        let sev = rule.severity;
         writeln!(
             out,
             "{} {} {}",
@@ -41,13 +41,20 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
                 severity_colour(sev),
                 &format!("{:<8}", sev.as_str().to_uppercase())
             ),
-            paint(ctx, "1", &rule.spec.id),
-            rule.spec.name,
+            paint(ctx, "1", &rule.id),
+            rule.name,
         )?;
+        // A short fingerprint tells two redacted secrets apart.
+        let short_fp = &f.fingerprint[..f.fingerprint.len().min(8)];
+        let label = match f.what {
+            crate::findings::What::Secret(_) => "secret",
+            crate::findings::What::UnsafeCode(_) => "  code",
+        };
         writeln!(
             out,
-            "         secret: {}",
-            paint(ctx, "35", &ctx.secret_of(f))
+            "         {label}: {}  {}",
+            paint(ctx, "35", &ctx.secret_of(f)),
+            paint(ctx, "2", &format!("[{short_fp}]"))
         )?;
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
             let place = match loc.position {
@@ -91,8 +98,8 @@ pub fn write(ctx: &ReportContext<'_>, findings: &[Finding], out: &mut dyn Write)
         if f.locations.len() > MAX_LOCATIONS {
             writeln!(
                 out,
-                "         ... and {} more locations",
-                f.locations.len() - MAX_LOCATIONS
+                "         ... and {} more",
+                crate::report::plural(f.locations.len() - MAX_LOCATIONS, "location", "locations")
             )?;
         }
         writeln!(out)?;

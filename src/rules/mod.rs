@@ -16,7 +16,7 @@ pub use gitleaks::{is_gitleaks_config, parse_gitleaks};
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use regex_automata::meta;
@@ -120,6 +120,51 @@ pub const CATEGORIES: &[&str] = &[
     "unsafe-code",
 ];
 
+/// What a rule finds, as an enum (rule files name it with one of [`CATEGORIES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Category(u8);
+
+impl Category {
+    /// Keyword-and-entropy rules, which yield to specific ones.
+    pub const GENERIC: Category = Category(17);
+    /// Findings that are code, not secrets (pickle imports, Keras Lambda layers).
+    pub const UNSAFE_CODE: Category = Category(18);
+
+    /// The category a rule file names, if it is one of [`CATEGORIES`].
+    pub fn parse(name: &str) -> Option<Category> {
+        CATEGORIES
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| Category(i as u8))
+    }
+
+    /// The name rule files and reports use.
+    pub fn as_str(self) -> &'static str {
+        CATEGORIES[self.0 as usize]
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What reports need to know of a rule: findings carry it, so reports never need the scanner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Stable dotted id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// What it finds.
+    pub category: Category,
+    /// How bad a finding is.
+    pub severity: Severity,
+    /// Documentation of the token format.
+    pub references: Vec<String>,
+}
+
 /// A rule file as written: `[[rules]]` entries.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +244,9 @@ pub struct Rule {
     pub(crate) window_after: usize,
     /// Reported by a decoder (an unsafe pickle import), never matched by a regex.
     pub(crate) synthetic: bool,
+    info: Arc<RuleInfo>,
+    /// Why the regex failed to build on first use (a size limit), if it did.
+    compile_error: OnceLock<String>,
 }
 
 /// A rule's compiled regex and the index of its `secret` group (0 = whole match).
@@ -225,10 +273,7 @@ impl Rule {
                     })
                 }
                 Err(e) => {
-                    eprintln!(
-                        "trawl: warning: rule `{}` ({}): regex does not compile: {e:#}",
-                        self.spec.id, self.origin
-                    );
+                    let _ = self.compile_error.set(format!("{e:#}"));
                     None
                 }
             })
@@ -240,10 +285,28 @@ impl Rule {
         &self.spec.id
     }
 
+    /// What reports need of the rule.
+    pub fn info(&self) -> &Arc<RuleInfo> {
+        &self.info
+    }
+
+    /// Why the regex could not be built when it was first needed (then the rule found nothing).
+    pub fn compile_error(&self) -> Option<&str> {
+        self.compile_error.get().map(String::as_str)
+    }
+
     /// A rule whose findings come from a decoder, not from a regex: unsafe imports in pickles,
     /// code-carrying Keras layers.
     pub fn synthetic(id: &str, name: &str, severity: Severity, reference: &str) -> Rule {
         Rule {
+            info: Arc::new(RuleInfo {
+                id: id.to_string(),
+                name: name.to_string(),
+                category: Category::UNSAFE_CODE,
+                severity,
+                references: vec![reference.to_string()],
+            }),
+            compile_error: OnceLock::new(),
             spec: RuleSpec {
                 id: id.to_string(),
                 name: name.to_string(),
@@ -276,7 +339,7 @@ impl Rule {
 
     /// Whether the rule is a generic (keyword and entropy) rule, which yields to specific ones.
     pub fn is_generic(&self) -> bool {
-        self.spec.category == "generic"
+        self.info.category == Category::GENERIC
     }
 
     /// Whether a candidate secret is dropped by this rule's allowlist.
@@ -345,9 +408,9 @@ impl Rule {
                 ctx()
             );
         }
-        if !CATEGORIES.contains(&spec.category.as_str()) {
+        let Some(category) = Category::parse(&spec.category) else {
             bail!("{}: unknown category `{}`", ctx(), spec.category);
-        }
+        };
         for k in &spec.keywords {
             if k.len() < 2 {
                 bail!("{}: keyword `{k}` is shorter than 2 bytes", ctx());
@@ -374,6 +437,14 @@ impl Rule {
             .collect();
         let window_after = spec.window.unwrap_or(WINDOW_AFTER).clamp(16, 1 << 20);
         Ok(Rule {
+            info: Arc::new(RuleInfo {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                category,
+                severity: spec.severity,
+                references: spec.references.clone(),
+            }),
+            compile_error: OnceLock::new(),
             synthetic: false,
             origin: origin.to_string(),
             pattern,

@@ -1,9 +1,10 @@
 //! Files on disk: a parallel, `.gitignore`-aware walk (the `ignore` crate, as ripgrep uses it)
-//! that reads each file (memory-mapped when large) and hands its bytes to a per-thread visitor.
+//! that reads each file (memory-mapped when large) and pushes its bytes into a lane of the
+//! sink, one lane per walker thread.
 //!
-//! Contract: never descends into `.git`; a file that cannot be read, is larger than the limit or
-//! sits in a symlink loop is a warning and the walk goes on; binary files (a NUL in the first
-//! 8 KiB) are skipped and counted.
+//! Contract: never descends into `.git` or excluded paths; a path argument that does not exist
+//! is an error of the run ([`WarningKind::MissingInput`]); a file that cannot be read, is
+//! larger than the limit or sits in a symlink loop is a warning and the walk goes on.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ignore::{WalkBuilder, WalkState};
 use memmap2::Mmap;
 
-use super::{looks_binary, Diagnostics};
+use super::{Blob, Provenance, Sink, Source, SourceError, Warning, WarningKind};
 
 /// Files at least this large are memory-mapped instead of read.
 const MMAP_THRESHOLD: u64 = 4 << 20;
@@ -24,27 +25,57 @@ pub struct WalkOptions {
     pub respect_ignore: bool,
     /// Follow symbolic links (loops are reported, not followed).
     pub follow_symlinks: bool,
-    /// Files larger than this are skipped with a warning.
-    pub max_file_size: u64,
-    /// Worker threads.
-    pub threads: usize,
 }
 
-/// Receives the files of one walker thread.
-pub trait FileVisitor: Send {
-    /// One readable, non-binary file: its display path and content.
-    fn visit(&mut self, path: &str, data: &[u8]);
+/// Files and directories on disk.
+#[derive(Debug)]
+pub struct Files {
+    roots: Vec<PathBuf>,
+    opts: WalkOptions,
 }
 
-/// Walks `roots` in parallel; `make_visitor` is called once per thread.
-pub fn walk<V, F>(roots: &[PathBuf], opts: &WalkOptions, diag: &Diagnostics, make_visitor: F)
-where
-    V: FileVisitor,
-    F: Fn() -> V + Sync,
-{
+impl Files {
+    /// The files under `roots` (files or directories).
+    pub fn new(roots: Vec<PathBuf>, opts: WalkOptions) -> Files {
+        Files { roots, opts }
+    }
+}
+
+impl Source for Files {
+    fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError> {
+        let diag = sink.diagnostics();
+        let mut roots = Vec::new();
+        for p in &self.roots {
+            match std::fs::symlink_metadata(p) {
+                Ok(_) => roots.push(p.clone()),
+                Err(e) => diag.warn(Warning::new(
+                    WarningKind::MissingInput,
+                    p.to_string_lossy(),
+                    format!("cannot scan: {}", io_reason(&e)),
+                )),
+            }
+        }
+        walk(&roots, &self.opts, sink);
+        Ok(())
+    }
+}
+
+/// The reason of an I/O error without the OS's decoration (`(os error 2)`).
+pub(crate) fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Walks `roots` in parallel, one lane of `sink` per walker thread.
+fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
     let Some((first, rest)) = roots.split_first() else {
         return;
     };
+    let diag = sink.diagnostics();
+    let max_file_size = sink.max_blob_size();
     let mut builder = WalkBuilder::new(first);
     for r in rest {
         builder.add(r);
@@ -59,7 +90,7 @@ where
         .git_exclude(respect)
         .require_git(false)
         .follow_links(opts.follow_symlinks)
-        .threads(opts.threads.max(1))
+        .threads(sink.threads().max(1))
         .filter_entry(|e| e.file_name() != ".git");
     if respect {
         builder.add_custom_ignore_filename(".trawlignore");
@@ -70,13 +101,13 @@ where
         _ => None,
     };
     builder.build_parallel().run(|| {
-        let mut visitor = make_visitor();
+        let mut lane = sink.lane();
         let mut buf = Vec::new();
         Box::new(move |entry| {
             let entry = match entry {
                 Ok(e) => e,
                 Err(err) => {
-                    diag.warn("walk", err);
+                    diag.warn(walk_warning(&err, strip));
                     return WalkState::Continue;
                 }
             };
@@ -84,34 +115,67 @@ where
                 // stdin-like entries have no type; not produced for paths.
                 return WalkState::Continue;
             };
+            let path = entry.path();
+            let shown = display_path(path, strip);
+            if entry.depth() > 0 && sink.excluded(&shown) {
+                return WalkState::Skip;
+            }
             if !ft.is_file() {
                 return WalkState::Continue;
             }
-            let path = entry.path();
-            let shown = display_path(path, strip);
-            match read(path, opts.max_file_size, &mut buf) {
+            match read(path, max_file_size, &mut buf) {
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
-                    if looks_binary(data) && !crate::content::claims(data) {
-                        diag.binary
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    } else {
-                        diag.scanned(data.len());
-                        visitor.visit(&shown, data);
-                    }
+                    lane.blob(Blob { data, id: None }, &shown, &|| {
+                        vec![Provenance::File {
+                            path: shown.clone(),
+                        }]
+                    });
                 }
-                Ok(None) => diag.warn(
-                    &shown,
+                Ok(None) => diag.warn(Warning::new(
+                    WarningKind::TooLarge,
+                    shown,
                     format!(
-                    "skipped: larger than the maximum file size ({} bytes; see --max-file-size)",
-                    opts.max_file_size
-                ),
-                ),
-                Err(err) => diag.warn(&shown, format!("cannot read: {err}")),
+                        "skipped: larger than the maximum file size ({max_file_size} bytes; see --max-file-size)"
+                    ),
+                )),
+                Err(err) => diag.warn(Warning::new(
+                    WarningKind::Unreadable,
+                    shown,
+                    format!("cannot read: {}", io_reason(&err)),
+                )),
             }
             WalkState::Continue
         })
     });
+}
+
+/// A walk error as a warning: the path it concerns, the reason without the path repeated.
+fn walk_warning(err: &ignore::Error, strip: Option<&Path>) -> Warning {
+    let mut path = String::new();
+    let mut e = err;
+    loop {
+        match e {
+            ignore::Error::WithPath { path: p, err } => {
+                path = display_path(p, strip);
+                e = err;
+            }
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                e = err
+            }
+            ignore::Error::Loop { child, .. } => {
+                return Warning::new(
+                    WarningKind::Walk,
+                    display_path(child, strip),
+                    "symbolic link loop: not followed",
+                )
+            }
+            ignore::Error::Io(io) => {
+                return Warning::new(WarningKind::Unreadable, path, io_reason(io))
+            }
+            other => return Warning::new(WarningKind::Walk, path, other),
+        }
+    }
 }
 
 /// A path for reports: relative to `strip` when given, `/`-separated, without a leading `./`.

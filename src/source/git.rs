@@ -11,13 +11,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
 use gix::bstr::{BStr, BString, ByteSlice, ByteVec};
 use gix::objs::tree::EntryMode;
 use gix::prelude::{Find, Header};
 use gix::ObjectId;
 
-use super::{CommitMeta, Diagnostics};
+use super::{
+    Blob, BlobId, CommitMeta, Diagnostics, Provenance, Sink, Source, SourceError, Warning,
+    WarningKind,
+};
 use crate::dates::format_date;
 
 /// Which commits to scan.
@@ -31,8 +33,6 @@ pub struct HistoryOptions {
     pub since: Option<i64>,
     /// Also scan blobs that no ref reaches.
     pub all_objects: bool,
-    /// Blobs larger than this are skipped with a warning.
-    pub max_blob_size: u64,
 }
 
 /// One place a blob was introduced: by a commit, at a path.
@@ -55,25 +55,41 @@ pub struct History {
     pub commits: usize,
 }
 
-/// Opens a repository (work tree or bare) for reading.
-pub fn open(path: &Path) -> Result<gix::Repository> {
+/// Warnings about history, by the path or object they concern.
+trait WarnAt {
+    fn warn_at(&self, what: &str, message: impl std::fmt::Display);
+}
+
+impl WarnAt for Diagnostics {
+    fn warn_at(&self, what: &str, message: impl std::fmt::Display) {
+        self.warn(Warning::new(WarningKind::History, what, message));
+    }
+}
+
+/// Finds the repository at or above `path` (a work tree, a subdirectory of one, a `.git`
+/// directory or a bare repository), as git does. The error never quotes what was found at
+/// `path` (gix's own message can hold a whole file).
+pub fn discover(path: &Path) -> Result<gix::Repository, SourceError> {
     let mut repo =
-        gix::open(path).with_context(|| format!("{}: not a git repository", path.display()))?;
+        gix::discover(path).map_err(|_| SourceError::NotARepository(path.to_path_buf()))?;
     // Trees are read once per commit and again for its children: cache them.
     repo.object_cache_size_if_unset(64 << 20);
     Ok(repo)
 }
 
-fn resolve(repo: &gix::Repository, spec: &str) -> Result<ObjectId> {
+/// The directory a repository's files live in: the work tree, or the repository itself
+/// when bare.
+pub fn root(repo: &gix::Repository) -> std::path::PathBuf {
+    repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf()
+}
+
+fn resolve(repo: &gix::Repository, spec: &str) -> Result<ObjectId, SourceError> {
+    let bad = || SourceError::BadRevision(spec.to_string());
     let id = repo
         .rev_parse_single(spec.as_bytes().as_bstr())
-        .map_err(|e| anyhow!("cannot resolve `{spec}`: {e}"))?;
-    let object = id
-        .object()
-        .map_err(|e| anyhow!("cannot read `{spec}`: {e}"))?;
-    let commit = object
-        .peel_to_commit()
-        .map_err(|e| anyhow!("`{spec}` does not name a commit: {e}"))?;
+        .map_err(|_| bad())?;
+    let object = id.object().map_err(|_| bad())?;
+    let commit = object.peel_to_commit().map_err(|_| bad())?;
     Ok(commit.id)
 }
 
@@ -82,7 +98,7 @@ fn tips(
     repo: &gix::Repository,
     opts: &HistoryOptions,
     diag: &Diagnostics,
-) -> Result<Vec<ObjectId>> {
+) -> Result<Vec<ObjectId>, SourceError> {
     if let Some(b) = &opts.branch {
         return Ok(vec![resolve(repo, b)?]);
     }
@@ -93,12 +109,14 @@ fn tips(
             tips.push(head.detach());
         }
     }
-    let platform = repo.references().context("reading refs")?;
-    for r in platform.all().context("reading refs")? {
+    let unreadable =
+        |e: &dyn std::fmt::Display| SourceError::Repository(format!("cannot read refs: {e}"));
+    let platform = repo.references().map_err(|e| unreadable(&e))?;
+    for r in platform.all().map_err(|e| unreadable(&e))? {
         let mut r = match r {
             Ok(r) => r,
             Err(e) => {
-                diag.warn("refs", format!("unreadable ref: {e}"));
+                diag.warn_at("refs", format!("unreadable ref: {e}"));
                 continue;
             }
         };
@@ -106,7 +124,7 @@ fn tips(
         let id = match r.peel_to_id() {
             Ok(id) => id.detach(),
             Err(e) => {
-                diag.warn(&name, format!("cannot resolve ref: {e}"));
+                diag.warn_at(&name, format!("cannot resolve ref: {e}"));
                 continue;
             }
         };
@@ -118,7 +136,7 @@ fn tips(
                 }
             }
             Ok(_) => {}
-            Err(e) => diag.warn(&name, format!("ref points at a missing object: {e}")),
+            Err(e) => diag.warn_at(&name, format!("ref points at a missing object: {e}")),
         }
     }
     Ok(tips)
@@ -156,17 +174,17 @@ impl<'r> Walker<'r> {
             Ok(Some(d)) if d.kind == gix::objs::Kind::Tree => d,
             Ok(Some(d)) => {
                 self.diag
-                    .warn(&show(path), format!("tree {id} is a {}", d.kind));
+                    .warn_at(&show(path), format!("tree {id} is a {}", d.kind));
                 return None;
             }
             Ok(None) => {
                 self.diag
-                    .warn(&show(path), format!("missing tree object {id}"));
+                    .warn_at(&show(path), format!("missing tree object {id}"));
                 return None;
             }
             Err(e) => {
                 self.diag
-                    .warn(&show(path), format!("cannot read tree {id}: {e}"));
+                    .warn_at(&show(path), format!("cannot read tree {id}: {e}"));
                 return None;
             }
         };
@@ -176,7 +194,7 @@ impl<'r> Walker<'r> {
                 Ok(e) => out.push((e.filename.to_owned(), e.mode, e.oid.to_owned())),
                 Err(err) => {
                     self.diag
-                        .warn(&show(path), format!("corrupt tree {id}: {err}"));
+                        .warn_at(&show(path), format!("corrupt tree {id}: {err}"));
                     break;
                 }
             }
@@ -242,7 +260,7 @@ impl<'r> Walker<'r> {
                 self.introduce(oid, prefix.as_bstr(), commit);
             } else if mode.is_commit() && self.submodules_noted.insert(prefix.clone()) {
                 self.diag
-                    .warn(&show(prefix.as_bstr()), "submodule noted, not followed");
+                    .warn_at(&show(prefix.as_bstr()), "submodule noted, not followed");
             }
             prefix.truncate(len);
         }
@@ -267,18 +285,18 @@ fn read_commit(
     let data = match repo.objects.try_find(&id, buf) {
         Ok(Some(d)) => d,
         Ok(None) => {
-            diag.warn(&id.to_string(), "missing commit object");
+            diag.warn_at(&id.to_string(), "missing commit object");
             return None;
         }
         Err(e) => {
-            diag.warn(&id.to_string(), format!("cannot read commit: {e}"));
+            diag.warn_at(&id.to_string(), format!("cannot read commit: {e}"));
             return None;
         }
     };
     let commit = match gix::objs::CommitRef::from_bytes(data.data, repo.object_hash()) {
         Ok(c) => c,
         Err(e) => {
-            diag.warn(&id.to_string(), format!("corrupt commit: {e}"));
+            diag.warn_at(&id.to_string(), format!("corrupt commit: {e}"));
             return None;
         }
     };
@@ -305,9 +323,9 @@ pub fn walk_history(
     repo: &gix::Repository,
     opts: &HistoryOptions,
     diag: &Diagnostics,
-) -> Result<History> {
+) -> Result<History, SourceError> {
     if repo.is_shallow().unwrap_or(false) {
-        diag.warn(
+        diag.warn_at(
             &repo.path().display().to_string(),
             "shallow clone: history before the shallow boundary is not there to scan",
         );
@@ -323,7 +341,7 @@ pub fn walk_history(
         .hide
         .iter()
         .map(|h| resolve(repo, h))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut walker = Walker::new(repo, diag);
     if tips.is_empty() {
         return Ok(walker.history);
@@ -332,13 +350,13 @@ pub fn walk_history(
         .rev_walk(tips)
         .with_hidden(hidden)
         .all()
-        .context("starting the commit walk")?;
+        .map_err(|e| SourceError::Repository(format!("cannot start the commit walk: {e}")))?;
     let mut commit_buf = Vec::new();
     for info in walk {
         let info = match info {
             Ok(i) => i,
             Err(e) => {
-                diag.warn("history", format!("commit walk stopped early: {e}"));
+                diag.warn_at("history", format!("commit walk stopped early: {e}"));
                 break;
             }
         };
@@ -367,7 +385,7 @@ pub fn walk_history(
     }
     let mut history = walker.history;
     if opts.all_objects {
-        add_unreachable(repo, &mut history, walker.index, diag)?;
+        add_unreachable(repo, &mut history, walker.index, diag);
     }
     Ok(history)
 }
@@ -378,13 +396,20 @@ fn add_unreachable(
     history: &mut History,
     index: HashMap<ObjectId, usize>,
     diag: &Diagnostics,
-) -> Result<()> {
+) {
     let mut seen: HashSet<ObjectId> = index.into_keys().collect();
-    for id in repo.objects.iter().context("listing objects")? {
+    let ids = match repo.objects.iter() {
+        Ok(ids) => ids,
+        Err(e) => {
+            diag.warn_at("objects", format!("cannot list objects: {e}"));
+            return;
+        }
+    };
+    for id in ids {
         let id = match id {
             Ok(id) => id,
             Err(e) => {
-                diag.warn("objects", format!("cannot list an object: {e}"));
+                diag.warn_at("objects", format!("cannot list an object: {e}"));
                 continue;
             }
         };
@@ -400,10 +425,9 @@ fn add_unreachable(
                 }]);
             }
             Ok(_) => {}
-            Err(e) => diag.warn(&id.to_string(), format!("cannot read object header: {e}")),
+            Err(e) => diag.warn_at(&id.to_string(), format!("cannot read object header: {e}")),
         }
     }
-    Ok(())
 }
 
 /// Reads a blob for scanning: `Ok(None)` (with a warning) when missing, unreadable or over
@@ -418,27 +442,34 @@ pub fn read_blob<'b>(
 ) -> Option<&'b [u8]> {
     match repo.objects.try_header(&id) {
         Ok(Some(h)) if h.size() > max => {
-            diag.warn(what, format!("blob {id} skipped: {} bytes, over the maximum size of {max} (see --max-file-size)", h.size()));
+            diag.warn(Warning::new(
+                WarningKind::TooLarge,
+                what,
+                format!(
+                    "blob {id} skipped: {} bytes, over the maximum size of {max} (see --max-file-size)",
+                    h.size()
+                ),
+            ));
             return None;
         }
         Ok(Some(_)) => {}
         Ok(None) => {
-            diag.warn(what, format!("missing blob {id}"));
+            diag.warn_at(what, format!("missing blob {id}"));
             return None;
         }
         Err(e) => {
-            diag.warn(what, format!("cannot read blob {id}: {e}"));
+            diag.warn_at(what, format!("cannot read blob {id}: {e}"));
             return None;
         }
     }
     match repo.objects.try_find(&id, buf) {
         Ok(Some(d)) => Some(d.data),
         Ok(None) => {
-            diag.warn(what, format!("missing blob {id}"));
+            diag.warn_at(what, format!("missing blob {id}"));
             None
         }
         Err(e) => {
-            diag.warn(what, format!("cannot read blob {id}: {e}"));
+            diag.warn_at(what, format!("cannot read blob {id}: {e}"));
             None
         }
     }
@@ -457,8 +488,13 @@ pub struct StagedChange {
 
 /// What `git commit` would record: index entries whose blob differs from `HEAD`'s (all of
 /// them before the first commit).
-pub fn staged_changes(repo: &gix::Repository, diag: &Diagnostics) -> Result<Vec<StagedChange>> {
-    let index = repo.open_index().context("reading the index")?;
+pub fn staged_changes(
+    repo: &gix::Repository,
+    diag: &Diagnostics,
+) -> Result<Vec<StagedChange>, SourceError> {
+    let index = repo
+        .open_index()
+        .map_err(|e| SourceError::Repository(format!("cannot read the index: {e}")))?;
     let mut head: HashMap<BString, ObjectId> = HashMap::new();
     if let Ok(tree) = repo.head_tree_id() {
         let mut walker = Walker::new(repo, diag);
@@ -498,4 +534,161 @@ pub fn staged_changes(repo: &gix::Repository, diag: &Diagnostics) -> Result<Vec<
         });
     }
     Ok(out)
+}
+
+/// One repository to read, with the prefix its paths get in reports (when several are read).
+pub struct Repo {
+    /// The repository.
+    pub repo: gix::Repository,
+    /// Prepended to every path of this repository (`repo/`), or empty.
+    pub prefix: String,
+}
+
+/// The history of repositories: every blob that the chosen commits introduced, each read
+/// once, attributed to every introduction.
+pub struct GitHistory {
+    repos: Vec<Repo>,
+    opts: HistoryOptions,
+}
+
+impl GitHistory {
+    /// The history of `repos` as `opts` selects it.
+    pub fn new(repos: Vec<Repo>, opts: HistoryOptions) -> GitHistory {
+        GitHistory { repos, opts }
+    }
+}
+
+impl Source for GitHistory {
+    fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError> {
+        let diag = sink.diagnostics();
+        for Repo { repo, prefix } in std::mem::take(&mut self.repos) {
+            let history = walk_history(&repo, &self.opts, diag)?;
+            diag.total.fetch_add(
+                history.blobs.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            read_blobs(repo, &history, &prefix, sink.max_blob_size(), sink);
+        }
+        Ok(())
+    }
+}
+
+/// Phase two: every blob of `history` read once, by the pipeline's threads, each with its
+/// own repository handle, lane and buffer.
+fn read_blobs(
+    repo: gix::Repository,
+    history: &History,
+    prefix: &str,
+    max_blob_size: u64,
+    sink: &dyn Sink,
+) {
+    let diag = sink.diagnostics();
+    let shared = repo.into_sync();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = sink.threads().max(1);
+    sink.install(&mut || {
+        rayon::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|_| {
+                    let repo = shared.to_thread_local();
+                    let mut lane = sink.lane();
+                    let mut buf = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&id) = history.blobs.get(i) else {
+                            break;
+                        };
+                        let intros: Vec<&Introduction> = history.introductions[i]
+                            .iter()
+                            .filter(|x| !sink.excluded(&x.path))
+                            .collect();
+                        let Some(first) = intros.first() else {
+                            continue;
+                        };
+                        let what = format!("{prefix}{}", first.path);
+                        let Some(data) = read_blob(&repo, id, max_blob_size, &mut buf, &what, diag)
+                        else {
+                            continue;
+                        };
+                        let blob = Blob {
+                            data,
+                            id: blob_id(id),
+                        };
+                        lane.blob(blob, &what, &|| {
+                            intros
+                                .iter()
+                                .map(|x| Provenance::Git {
+                                    commit: x.commit.clone(),
+                                    path: format!("{prefix}{}", x.path),
+                                })
+                                .collect()
+                        });
+                    }
+                });
+            }
+        });
+    });
+}
+
+fn blob_id(id: ObjectId) -> Option<BlobId> {
+    id.as_slice().try_into().ok().map(BlobId)
+}
+
+/// What `git commit` would record: staged blobs that differ from `HEAD`, reporting only
+/// findings on lines that `HEAD`'s version of the file does not have (moved lines are not
+/// additions).
+pub struct GitStaged {
+    repos: Vec<Repo>,
+}
+
+impl GitStaged {
+    /// The staged changes of `repos`.
+    pub fn new(repos: Vec<Repo>) -> GitStaged {
+        GitStaged { repos }
+    }
+}
+
+impl Source for GitStaged {
+    fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError> {
+        let diag = sink.diagnostics();
+        let max = sink.max_blob_size();
+        let mut lane = sink.lane();
+        let mut buf = Vec::new();
+        let mut old_buf = Vec::new();
+        for Repo { repo, prefix } in &self.repos {
+            let changes = staged_changes(repo, diag)?;
+            diag.total
+                .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for change in changes {
+                let path = format!("{prefix}{}", change.path);
+                if sink.excluded(&path) {
+                    continue;
+                }
+                let Some(data) = read_blob(repo, change.new, max, &mut buf, &path, diag) else {
+                    continue;
+                };
+                let old_lines: HashSet<&[u8]> = match change.old {
+                    Some(old) => read_blob(repo, old, max, &mut old_buf, &path, diag)
+                        .map(|d| d.split(|&b| b == b'\n').map(trim_cr).collect())
+                        .unwrap_or_default(),
+                    None => HashSet::new(),
+                };
+                let blob = Blob {
+                    data,
+                    id: blob_id(change.new),
+                };
+                lane.blob_lines(
+                    blob,
+                    &path,
+                    &|| vec![Provenance::File { path: path.clone() }],
+                    &|line| !old_lines.contains(trim_cr(line)),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -1,18 +1,25 @@
-//! Sources of content: what bytes to scan ([`BlobId`]) and where they were seen
-//! ([`Provenance`]). Files on disk come from [`fs`], standard input from [`read_stdin`].
+//! Sources of content: each [`Source`] pushes blobs ([`Blob`]: bytes and, when known, their
+//! [`BlobId`]) with where they were seen ([`Provenance`]) into a [`Sink`], the one pipeline.
+//! Files on disk come from [`fs`], standard input from [`stdin`], history and staged changes
+//! from [`git`].
 //!
 //! Contract: a blob's identity is git's blob id (SHA-1 of `"blob <len>\0"` + bytes), so files
-//! and git objects share one dedup space. Sources report unreadable inputs to [`Diagnostics`]
-//! and go on.
+//! and git objects share one dedup space. Sources report unreadable inputs to the sink's
+//! [`Diagnostics`] and go on; a source fails as a whole only for what makes the run
+//! meaningless (no repository, a revision that does not resolve), with a typed
+//! [`SourceError`]. Sources never scan, decode or print: the sink does the rest.
 
 pub mod fs;
 #[cfg(feature = "git")]
 pub mod git;
+pub mod stdin;
 
 use std::fmt;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use crate::warning::{Diagnostics, Warning, WarningKind};
 
 use sha1::{Digest, Sha1};
 
@@ -98,49 +105,76 @@ impl Provenance {
     }
 }
 
-/// Warnings and counters shared by a whole scan. Warnings go to stderr at once (one line
-/// each) and are counted; they never change the exit code.
-#[derive(Debug, Default)]
-pub struct Diagnostics {
-    warnings: AtomicUsize,
-    quiet: bool,
-    lock: Mutex<()>,
-    /// Inputs scanned.
-    pub blobs: AtomicU64,
-    /// Bytes scanned.
-    pub bytes: AtomicU64,
-    /// Inputs skipped as binary.
-    pub binary: AtomicU64,
+/// Bytes to scan, with their git blob id when the source already knows it (git objects).
+#[derive(Clone, Copy, Debug)]
+pub struct Blob<'a> {
+    /// The content.
+    pub data: &'a [u8],
+    /// Git's id of the content, when known; the sink computes it otherwise.
+    pub id: Option<BlobId>,
 }
 
-impl Diagnostics {
-    /// `quiet` suppresses the warning lines (they are still counted).
-    pub fn new(quiet: bool) -> Diagnostics {
-        Diagnostics {
-            quiet,
-            ..Diagnostics::default()
-        }
-    }
+/// Receives the blobs of one thread of a source.
+pub trait Lane: Send {
+    /// One blob: `what` names it in warnings; `provenance` lists every place it was seen, and
+    /// is called only when the blob holds findings.
+    fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>);
 
-    /// Reports a problem with one input; the scan goes on.
-    pub fn warn(&self, what: &str, message: impl fmt::Display) {
-        self.warnings.fetch_add(1, Ordering::Relaxed);
-        if !self.quiet {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            eprintln!("trawl: warning: {what}: {message}");
-        }
-    }
+    /// As [`Lane::blob`], keeping only findings on lines of the blob for which `keep_line`
+    /// holds (findings inside members or without lines are kept). For staged changes: only
+    /// added lines count.
+    fn blob_lines(
+        &mut self,
+        blob: Blob<'_>,
+        what: &str,
+        provenance: &dyn Fn() -> Vec<Provenance>,
+        keep_line: &dyn Fn(&[u8]) -> bool,
+    );
+}
 
-    /// Number of warnings so far.
-    pub fn warnings(&self) -> usize {
-        self.warnings.load(Ordering::Relaxed)
-    }
+/// Where sources push blobs: the pipeline.
+pub trait Sink: Sync {
+    /// A lane for the calling thread (each thread of a source takes its own).
+    fn lane(&self) -> Box<dyn Lane + '_>;
+    /// Warnings and counters.
+    fn diagnostics(&self) -> &Diagnostics;
+    /// Whether a path (as reports show it) is excluded from the scan.
+    fn excluded(&self, path: &str) -> bool;
+    /// Largest blob read; larger ones are skipped with a warning.
+    fn max_blob_size(&self) -> u64;
+    /// Threads for the source's own parallel work.
+    fn threads(&self) -> usize;
+    /// Runs `job` inside the pipeline's thread pool, so that rayon's parallel iterators in it
+    /// use that pool: the one concurrency model for work that is not the file walk.
+    fn install(&self, job: &mut (dyn FnMut() + Send));
+}
 
-    /// Counts one scanned input.
-    pub fn scanned(&self, len: usize) {
-        self.blobs.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
-    }
+/// Something that yields blobs: files, standard input, history, staged changes.
+pub trait Source {
+    /// Pushes every blob into `sink`. Problems with single inputs are warnings.
+    fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError>;
+}
+
+/// Why a source could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// No git repository at or above the path.
+    #[error("{}: not a git repository (or any parent up to the file system root)", .0.display())]
+    NotARepository(PathBuf),
+    /// A revision given on the command line does not resolve to a commit.
+    #[error("cannot resolve `{0}`")]
+    BadRevision(String),
+    /// Standard input or another stream failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being read.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The repository could not be read as a whole (index, refs).
+    #[error("{0}")]
+    Repository(String),
 }
 
 /// Reads standard input up to `limit` bytes; more is an error.

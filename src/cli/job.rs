@@ -1,0 +1,348 @@
+//! One run of the pipeline, as every scanning subcommand configures it: configuration and
+//! rules, the pipeline over one source, suppressions, then the report, the summary and the
+//! exit code.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::args::{ColorChoice, ReportOpts, ScanOpts};
+use super::Ui;
+use crate::content::Limits;
+use crate::findings::suppress::{check_rule_ids, Baseline, Config, GitleaksIgnore, Suppressions};
+use crate::findings::Finding;
+use crate::pipeline::{self, Pipeline};
+use crate::report::{self, plural, Format, ReportContext};
+use crate::rules::RuleSet;
+use crate::scan::Scanner;
+use crate::source::{Diagnostics, Source};
+
+/// The file-size limit when neither a flag nor the configuration sets one.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
+/// What a finished run hands to the reporter.
+pub struct Scanned {
+    /// Findings, suppressions applied, in report order.
+    pub findings: Vec<Finding>,
+    /// Warnings and counters.
+    pub diag: Diagnostics,
+    /// Wall time of the scan.
+    pub started: Instant,
+}
+
+/// Built-in rules plus rule files, less the disabled ones (or only the enabled ones).
+pub fn build_scanner(
+    opts: &ScanOpts,
+    rule_files: &[PathBuf],
+    config: &Config,
+    ui: &dyn Ui,
+) -> Result<Scanner> {
+    let mut rules = RuleSet::builtin()?;
+    for path in rule_files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read rule file {}", path.display()))?;
+        for w in rules.add_file(&text, &path.display().to_string())? {
+            ui.warning(&crate::warning::Warning::new(
+                crate::warning::WarningKind::Rule,
+                path.display().to_string(),
+                w,
+            ));
+        }
+    }
+    check_rule_ids(config, &rules.ids())?;
+    let ids = rules.ids();
+    for id in opts.disable_rules.iter().chain(&opts.enable_rules) {
+        if !ids.contains(id.as_str()) {
+            bail!("unknown rule id `{id}` (see `trawl rules list`)");
+        }
+    }
+    let disabled: HashSet<&str> = config
+        .file
+        .rules
+        .disable
+        .iter()
+        .chain(&opts.disable_rules)
+        .map(String::as_str)
+        .collect();
+    let enabled: HashSet<&str> = opts.enable_rules.iter().map(String::as_str).collect();
+    rules
+        .retain(|r| !disabled.contains(r.id()) && (enabled.is_empty() || enabled.contains(r.id())));
+    Scanner::new(rules)
+}
+
+/// Limits from flags, else from `[limits]` of the configuration, else the defaults.
+pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
+    let from_config = config
+        .file
+        .limits
+        .max_file_size
+        .as_deref()
+        .map(super::parse_size)
+        .transpose()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [limits] max_file_size: {e}",
+                config
+                    .path
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            )
+        })?;
+    Ok(Limits {
+        max_depth: opts
+            .archive_depth
+            .or(config.file.limits.archive_depth)
+            .unwrap_or(Limits::default().max_depth),
+        max_member_bytes: opts
+            .max_file_size
+            .or(from_config)
+            .unwrap_or(DEFAULT_MAX_FILE_SIZE),
+        ..Limits::default()
+    })
+}
+
+/// Loads configuration and rules (from `root` unless `--config`), runs `source` through the
+/// pipeline with a progress line, and applies allowlists, `.gitleaksignore` and the baseline.
+pub fn scan(
+    opts: &ScanOpts,
+    baseline: Option<&Path>,
+    report_stale: bool,
+    root: Option<&Path>,
+    source: &mut dyn Source,
+    unit: &str,
+    ui: &Arc<dyn Ui>,
+) -> Result<Scanned> {
+    let started = Instant::now();
+    let config = Config::load(opts.config.as_deref(), root)?;
+    let mut files = opts.rule_files.clone();
+    files.extend(config.rule_files());
+    let scanner = build_scanner(opts, &files, &config, ui.as_ref())?;
+    let baseline = baseline.map(Baseline::load).transpose()?;
+    let suppressions = Suppressions::new(&config, baseline, GitleaksIgnore::load(root))?;
+    let quiet = opts.quiet;
+    let sink_ui = ui.clone();
+    let diag = Diagnostics::new(Box::new(move |w| {
+        if !quiet {
+            sink_ui.warning(w);
+        }
+    }));
+    let options = pipeline::Options {
+        limits: resolve_limits(opts, &config)?,
+        threads: opts.threads(),
+        exclude: opts.exclude.clone(),
+    };
+    let pipeline = Pipeline::new(&scanner, options, &diag)?;
+    let show_progress = !opts.quiet && !opts.no_progress && ui.can_show_progress();
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if show_progress {
+            s.spawn(|| progress_loop(&done, &diag, ui.as_ref(), unit));
+        }
+        let r = pipeline.run(source);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    result?;
+    let mut findings = pipeline.finish();
+    let report = suppressions.apply(&mut findings);
+    if !opts.quiet {
+        for (rule, day) in &report.expired {
+            ui.notice(&format!(
+                "trawl: warning: baseline entry for a {rule} finding expired on {day}: reported again"
+            ));
+        }
+        if report_stale {
+            for e in &report.stale {
+                ui.notice(&format!(
+                    "trawl: stale baseline entry: {} {}{}",
+                    e.rule,
+                    e.fingerprint,
+                    e.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ));
+            }
+            ui.notice(&format!(
+                "trawl: {}",
+                plural(
+                    report.stale.len(),
+                    "stale baseline entry",
+                    "stale baseline entries"
+                )
+            ));
+        }
+        if report.baselined > 0 || report.allowlisted > 0 {
+            ui.notice(&format!(
+                "trawl: suppressed {} by baseline and {} by allowlists",
+                plural(report.baselined, "finding", "findings"),
+                plural(report.allowlisted, "location", "locations")
+            ));
+        }
+    }
+    Ok(Scanned {
+        findings,
+        diag,
+        started,
+    })
+}
+
+/// Redraws the progress line every 200 ms, from the first second on, until `done`.
+fn progress_loop(done: &AtomicBool, diag: &Diagnostics, ui: &dyn Ui, unit: &str) {
+    let start = Instant::now();
+    let mut drawn = false;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if start.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        ui.progress(Some(diag.progress()), unit);
+        drawn = true;
+    }
+    if drawn {
+        ui.progress(None, unit);
+    }
+}
+
+/// Writes the report, prints the summary, and returns the exit code: 1 for findings at or
+/// above `--fail-on`, 2 when an input given on the command line could not be read (after the
+/// report is written: findings of the other inputs are never lost). A closed standard output
+/// (`| head`) ends the report quietly and keeps that code.
+pub fn finish(
+    report: &ReportOpts,
+    quiet: bool,
+    scanned: &Scanned,
+    root_uri: Option<String>,
+    unit: &str,
+    ui: &dyn Ui,
+) -> Result<ExitCode> {
+    let code = if scanned.diag.errors() > 0 {
+        ExitCode::from(2)
+    } else if scanned
+        .findings
+        .iter()
+        .any(|f| f.rule.severity >= report.fail_on)
+    {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    write_report(report, &scanned.findings, root_uri, quiet, ui)?;
+    if !quiet {
+        ui.notice(&summary(scanned, unit));
+    }
+    Ok(code)
+}
+
+fn write_report(
+    args: &ReportOpts,
+    findings: &[Finding],
+    root_uri: Option<String>,
+    quiet: bool,
+    ui: &dyn Ui,
+) -> Result<()> {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let ctx = ReportContext {
+        show_secrets: args.show_secrets,
+        redact_keep: args.redact,
+        color: match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
+        },
+        root_uri,
+    };
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write report to {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            report::write(args.format, &ctx, findings, &mut w)
+                .and_then(|()| w.flush())
+                .with_context(|| format!("cannot write report to {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            let written =
+                report::write(args.format, &ctx, findings, &mut w).and_then(|()| w.flush());
+            ignore_broken_pipe(written)?;
+        }
+    }
+    if args.format == Format::Sarif && !quiet {
+        let results: usize = findings.iter().map(|f| f.locations.len()).sum();
+        if results > report::SARIF_MAX_RESULTS {
+            ui.notice(&format!(
+                "trawl: warning: SARIF holds the first {} of {results} results (GitHub's limit)",
+                report::SARIF_MAX_RESULTS
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A reader that went away (`| head`) is not an error.
+pub fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes bytes to standard output; a closed pipe is not an error.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    ignore_broken_pipe(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
+fn summary(scanned: &Scanned, unit: &str) -> String {
+    let findings = &scanned.findings;
+    let diag = &scanned.diag;
+    let mut by_sev = [0usize; 5];
+    for f in findings {
+        by_sev[f.rule.severity as usize] += 1;
+    }
+    let names = ["info", "low", "medium", "high", "critical"];
+    let parts: Vec<String> = (0..5)
+        .rev()
+        .filter(|&i| by_sev[i] > 0)
+        .map(|i| format!("{} {}", by_sev[i], names[i]))
+        .collect();
+    let locations: usize = findings.iter().map(|f| f.locations.len()).sum();
+    let (one, many) = match unit {
+        "blobs" => ("blob", "blobs"),
+        _ => ("file", "files"),
+    };
+    let p = diag.progress();
+    format!(
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}",
+        plural(findings.len(), "finding", "findings"),
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        },
+        plural(locations, "location", "locations"),
+        plural(diag.blobs.load(Ordering::Relaxed) as usize, one, many),
+        p.bytes as f64 / 1e6,
+        scanned.started.elapsed().as_secs_f64(),
+        match diag.binary.load(Ordering::Relaxed) as usize {
+            0 => String::new(),
+            n => format!(
+                ", {} skipped",
+                plural(n, &format!("binary {one}"), &format!("binary {many}"))
+            ),
+        },
+        match diag.warnings() {
+            0 => String::new(),
+            n => format!(", {}", plural(n, "warning", "warnings")),
+        },
+    )
+}

@@ -1,0 +1,296 @@
+//! The one pipeline: every [`Source`] pushes blobs with their provenance into it, and it owns
+//! the rest — sniffing (binary content no decoder claims is skipped), dedup by blob id,
+//! decoding under limits, typed warnings and the finding set.
+//!
+//! Contract: a blob's content is decoded and scanned once per run, whatever the number of
+//! places it was seen (files with the same bytes, or one blob in many commits); every place is
+//! a location of its findings. Work other than the file walk runs on the pipeline's rayon
+//! pool ([`Sink::install`]); each thread owns a [`Worker`] (regex caches) through its lane.
+//! Nothing here prints: warnings go to [`Diagnostics`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::content::{self, Limits};
+use crate::findings::{Finding, FindingSet, Placed};
+use crate::scan::{Scanner, Worker};
+use crate::source::{
+    looks_binary, Blob, BlobId, Diagnostics, Lane, Provenance, Sink, Source, SourceError, Warning,
+    WarningKind,
+};
+
+/// Larger inputs are not hashed for dedup (model weights: decoders read only their headers).
+const DEDUP_MAX_BYTES: usize = 64 << 20;
+
+/// How the pipeline runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Decoding limits; `max_member_bytes` is also the largest blob read.
+    pub limits: Limits,
+    /// Threads for parallel work (and the file walk).
+    pub threads: usize,
+    /// Paths to leave out (globs as `--exclude` takes them).
+    pub exclude: Vec<String>,
+}
+
+/// Paths left out of a scan. A glob without `/` matches a name at any depth (as in
+/// `.gitignore`); one with `/` matches from the root; both also exclude what is below a match.
+#[derive(Debug, Default)]
+pub struct Exclude {
+    set: Option<GlobSet>,
+}
+
+impl Exclude {
+    /// Compiles the globs; a bad one is an error naming it.
+    pub fn new(globs: &[String]) -> Result<Exclude, globset::Error> {
+        if globs.is_empty() {
+            return Ok(Exclude::default());
+        }
+        let mut b = GlobSetBuilder::new();
+        for g in globs {
+            let g = g.trim_start_matches("./").trim_end_matches('/');
+            let base = if g.contains('/') {
+                g.trim_start_matches('/').to_string()
+            } else {
+                format!("**/{g}")
+            };
+            for pattern in [base.clone(), format!("{base}/**")] {
+                b.add(GlobBuilder::new(&pattern).literal_separator(true).build()?);
+            }
+        }
+        Ok(Exclude {
+            set: Some(b.build()?),
+        })
+    }
+
+    /// Whether `path` (as reports show it, `/`-separated) is excluded.
+    pub fn matches(&self, path: &str) -> bool {
+        self.set.as_ref().is_some_and(|s| s.is_match(path))
+    }
+}
+
+/// The pipeline of one run.
+pub struct Pipeline<'s> {
+    scanner: &'s Scanner,
+    limits: Limits,
+    threads: usize,
+    exclude: Exclude,
+    pool: rayon::ThreadPool,
+    diag: &'s Diagnostics,
+    /// Results of content already scanned, by blob id (`None`: nothing found).
+    seen: Mutex<HashMap<BlobId, Option<Arc<Vec<Placed>>>>>,
+    findings: Mutex<FindingSet>,
+}
+
+impl<'s> Pipeline<'s> {
+    /// A pipeline scanning with `scanner`, reporting to `diag`.
+    pub fn new(
+        scanner: &'s Scanner,
+        options: Options,
+        diag: &'s Diagnostics,
+    ) -> Result<Pipeline<'s>, PipelineError> {
+        let threads = options.threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("trawl-{i}"))
+            .build()
+            .map_err(|e| PipelineError::Threads(e.to_string()))?;
+        let exclude =
+            Exclude::new(&options.exclude).map_err(|e| PipelineError::Exclude(e.to_string()))?;
+        Ok(Pipeline {
+            scanner,
+            limits: options.limits,
+            threads,
+            exclude,
+            pool,
+            diag,
+            seen: Mutex::new(HashMap::new()),
+            findings: Mutex::new(FindingSet::default()),
+        })
+    }
+
+    /// Feeds one source through the pipeline.
+    pub fn run(&self, source: &mut dyn Source) -> Result<(), SourceError> {
+        source.feed(self)
+    }
+
+    /// The findings so far, in report order. Rules whose regex failed to build when first
+    /// needed are reported as warnings here.
+    pub fn finish(self) -> Vec<Finding> {
+        for rule in self.scanner.rules().rules() {
+            if let Some(e) = rule.compile_error() {
+                self.diag.warn(Warning::new(
+                    WarningKind::Rule,
+                    "",
+                    format!(
+                        "rule `{}` ({}): regex does not compile: {e}",
+                        rule.id(),
+                        rule.origin
+                    ),
+                ));
+            }
+        }
+        self.findings
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_sorted()
+    }
+
+    /// Decodes and scans a blob once; the placed findings of every blob with the same id.
+    fn placed(
+        &self,
+        worker: &mut Worker<'_>,
+        blob: Blob<'_>,
+        what: &str,
+    ) -> Option<Arc<Vec<Placed>>> {
+        let data = blob.data;
+        if looks_binary(data) && !content::claims(data) {
+            self.diag.skipped_binary();
+            return None;
+        }
+        let id = blob
+            .id
+            .or_else(|| (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data)));
+        let seen = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(id) = id {
+            if let Some(cached) = seen().get(&id) {
+                return cached.clone();
+            }
+        }
+        self.diag.scanned(data.len());
+        let decoded = content::scan_content(worker, data, &self.limits);
+        for w in decoded.warnings {
+            self.diag.warn(Warning {
+                kind: w.kind,
+                path: what.to_string(),
+                member: w.member,
+                message: w.message,
+            });
+        }
+        let placed = (!decoded.placed.is_empty()).then(|| Arc::new(decoded.placed));
+        if let Some(id) = id {
+            seen().insert(id, placed.clone());
+        }
+        placed
+    }
+
+    fn record(&self, provenance: Vec<Provenance>, placed: &[Placed]) {
+        let mut set = self.findings.lock().unwrap_or_else(PoisonError::into_inner);
+        for p in &provenance {
+            set.add(self.scanner, p, placed);
+        }
+    }
+}
+
+/// Why a pipeline could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The thread pool could not start.
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+    /// An `--exclude` glob does not parse.
+    #[error("bad --exclude glob: {0}")]
+    Exclude(String),
+}
+
+/// One thread's way into the pipeline.
+struct PipelineLane<'p, 's> {
+    pipeline: &'p Pipeline<'s>,
+    worker: Worker<'s>,
+}
+
+impl Lane for PipelineLane<'_, '_> {
+    fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>) {
+        if let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what) {
+            self.pipeline.record(provenance(), &placed);
+        }
+    }
+
+    fn blob_lines(
+        &mut self,
+        blob: Blob<'_>,
+        what: &str,
+        provenance: &dyn Fn() -> Vec<Provenance>,
+        keep_line: &dyn Fn(&[u8]) -> bool,
+    ) {
+        let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what) else {
+            return;
+        };
+        let kept: Vec<Placed> = placed
+            .iter()
+            .filter(|p| {
+                p.member.is_some()
+                    || p.position.is_none()
+                    || keep_line(line_at(blob.data, p.offset))
+            })
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            self.pipeline.record(provenance(), &kept);
+        }
+    }
+}
+
+/// The line of `data` holding byte `offset`, without its line break.
+fn line_at(data: &[u8], offset: usize) -> &[u8] {
+    let offset = offset.min(data.len());
+    let start = memchr::memrchr(b'\n', &data[..offset]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &data[offset..]).map_or(data.len(), |i| offset + i);
+    &data[start..end]
+}
+
+impl Sink for Pipeline<'_> {
+    fn lane(&self) -> Box<dyn Lane + '_> {
+        Box::new(PipelineLane {
+            pipeline: self,
+            worker: self.scanner.worker(),
+        })
+    }
+
+    fn diagnostics(&self) -> &Diagnostics {
+        self.diag
+    }
+
+    fn excluded(&self, path: &str) -> bool {
+        self.exclude.matches(path)
+    }
+
+    fn max_blob_size(&self) -> u64 {
+        self.limits.max_member_bytes
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn install(&self, job: &mut (dyn FnMut() + Send)) {
+        self.pool.install(job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_globs() {
+        let e =
+            Exclude::new(&["*.min.js".into(), "tests/fixtures".into(), "vendor/".into()]).unwrap();
+        assert!(e.matches("a/b/app.min.js"));
+        assert!(e.matches("app.min.js"));
+        assert!(e.matches("tests/fixtures/x.py"));
+        assert!(!e.matches("src/tests/fixtures/x.py"));
+        assert!(e.matches("vendor/x/y.rs"));
+        assert!(e.matches("a/vendor/y.rs"));
+        assert!(!e.matches("src/app.js"));
+    }
+
+    #[test]
+    fn lines_of_offsets() {
+        assert_eq!(line_at(b"ab\ncd\nef", 4), b"cd");
+        assert_eq!(line_at(b"ab", 0), b"ab");
+        assert_eq!(line_at(b"ab\n", 3), b"");
+    }
+}
