@@ -6,11 +6,13 @@
 
 mod builtin;
 mod check;
+mod diagnostics;
 mod gitleaks;
 mod macros;
 
 pub use builtin::BUILTIN_RULE_FILES;
 pub use check::{check_rules, RuleCheckFailure};
+pub use diagnostics::{RuleError, RuleFileError, RuleFileFormat, RuleFileWarning, RuleWarningKind};
 pub use gitleaks::{is_gitleaks_config, parse_gitleaks};
 
 use std::collections::HashSet;
@@ -18,7 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
@@ -393,42 +395,54 @@ fn build_regex(expanded: &str) -> Result<meta::Regex> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Checks a macro-expanded pattern's syntax; the error is the reason, without the pattern.
+fn check_syntax(expanded: &str) -> Result<(), String> {
+    syntax::parse_with(expanded, &syntax_config())
+        .map(drop)
+        .map_err(|e| diagnostics::regex_error_reason(&e))
+}
+
 impl Rule {
-    /// Compiles and lints one rule.
-    pub fn compile(spec: RuleSpec, origin: &str) -> Result<Rule> {
-        let ctx = || format!("rule `{}` ({origin})", spec.id);
+    /// Compiles and lints one rule. Errors name the rule, never its content.
+    pub fn compile(spec: RuleSpec, origin: &str) -> Result<Rule, RuleError> {
+        let fail = |reason: String| RuleError {
+            rule: spec.id.clone(),
+            origin: origin.to_string(),
+            reason,
+        };
         if spec.id.is_empty()
             || !spec
                 .id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         {
-            bail!(
-                "{}: id must be lowercase letters, digits, `.`, `_` or `-`",
-                ctx()
-            );
+            return Err(fail(
+                "id must be lowercase letters, digits, `.`, `_` or `-`".to_string(),
+            ));
         }
         let Some(category) = Category::parse(&spec.category) else {
-            bail!("{}: unknown category `{}`", ctx(), spec.category);
+            return Err(fail(format!(
+                "unknown category (expected one of {})",
+                CATEGORIES.join(", ")
+            )));
         };
-        for k in &spec.keywords {
+        for (i, k) in spec.keywords.iter().enumerate() {
             if k.len() < 2 {
-                bail!("{}: keyword `{k}` is shorter than 2 bytes", ctx());
+                return Err(fail(format!("keyword {} is shorter than 2 bytes", i + 1)));
             }
             if k.bytes().any(|b| b.is_ascii_uppercase()) {
-                bail!("{}: keyword `{k}` must be lowercase", ctx());
+                return Err(fail(format!("keyword {} must be lowercase", i + 1)));
             }
         }
         let pattern = macros::expand(&spec.regex);
-        syntax::parse_with(&pattern, &syntax_config())
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("{}: bad regex", ctx()))?;
-        let allow_regexes = spec
-            .allowlist
-            .regexes
-            .iter()
-            .map(|r| compile_regex(r).with_context(|| format!("{}: bad allowlist regex", ctx())))
-            .collect::<Result<Vec<_>>>()?;
+        check_syntax(&pattern).map_err(|r| fail(format!("bad regex: {r}")))?;
+        let mut allow_regexes = Vec::new();
+        for (i, r) in spec.allowlist.regexes.iter().enumerate() {
+            let bad = |reason: String| fail(format!("bad allowlist regex {}: {reason}", i + 1));
+            let expanded = macros::expand(r);
+            check_syntax(&expanded).map_err(bad)?;
+            allow_regexes.push(build_regex(&expanded).map_err(|e| bad(format!("{e:#}")))?);
+        }
         let stopwords = spec
             .allowlist
             .stopwords
@@ -513,32 +527,44 @@ impl RuleSet {
 
     /// Adds the rules of a file in trawl's format or in gitleaks/Betterleaks' format (told
     /// apart by its keys); returns warnings about gitleaks features that do not carry over.
-    pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
+    pub fn add_file(
+        &mut self,
+        text: &str,
+        origin: &str,
+    ) -> Result<Vec<RuleFileWarning>, RuleFileError> {
         if !is_gitleaks_config(text) {
             self.add_toml(text, origin)?;
             return Ok(Vec::new());
         }
         let (specs, warnings) = parse_gitleaks(text, origin)?;
         for spec in specs {
-            self.add(Rule::compile(spec, origin)?)?;
+            let rule = Rule::compile(spec, origin)
+                .map_err(|error| RuleFileError::Rule { line: None, error })?;
+            self.add(rule)?;
         }
         Ok(warnings)
     }
 
-    /// Parses a rule file's text and adds its rules.
-    pub fn add_toml(&mut self, text: &str, origin: &str) -> Result<()> {
-        let file: RuleFile =
-            toml::from_str(text).with_context(|| format!("{origin}: invalid rule file"))?;
-        for spec in file.rules {
-            self.add(Rule::compile(spec, origin)?)?;
+    /// Parses a rule file's text in trawl's format and adds its rules.
+    pub fn add_toml(&mut self, text: &str, origin: &str) -> Result<(), RuleFileError> {
+        let file: RuleFile = toml::from_str(text)
+            .map_err(|e| diagnostics::toml_error(&e, text, origin, RuleFileFormat::Trawl))?;
+        let lines = diagnostics::rule_lines(text, file.rules.len());
+        for (spec, line) in file.rules.into_iter().zip(lines) {
+            let rule =
+                Rule::compile(spec, origin).map_err(|error| RuleFileError::Rule { line, error })?;
+            self.add(rule)?;
         }
         Ok(())
     }
 
     /// Adds a compiled rule; ids must be unique.
-    pub fn add(&mut self, rule: Rule) -> Result<()> {
+    pub fn add(&mut self, rule: Rule) -> Result<(), RuleFileError> {
         if self.rules.iter().any(|r| r.spec.id == rule.spec.id) {
-            bail!("{}: duplicate rule id `{}`", rule.origin, rule.spec.id);
+            return Err(RuleFileError::DuplicateId {
+                origin: rule.origin,
+                rule: rule.spec.id,
+            });
         }
         self.rules.push(rule);
         Ok(())
