@@ -197,7 +197,7 @@ negative_examples = ["ACME_KEY=acme_short"]
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(stdout(&o).contains("1 rules checked, 0 problems"));
+    assert!(stdout(&o).contains("1 rule checked, 0 problems"));
 
     let bad = t.write(
         "bad.toml",

@@ -81,7 +81,7 @@ pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         Command::Scan(args) => scan::run(args, ui),
         #[cfg(feature = "git")]
         Command::Git(args) => git::run(args, ui),
-        Command::Rules(cmd) => rules::run(cmd),
+        Command::Rules(cmd) => rules::run(cmd, ui.as_ref()),
         Command::Baseline(cmd) => baseline::run(cmd, ui),
         Command::Completions { shell } => {
             let mut out = Vec::new();

@@ -8,8 +8,11 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::Ui;
+use crate::report::plural;
 use crate::rules::{check_rules, RuleSet};
 use crate::scan::Scanner;
+use crate::warning::{Warning, WarningKind};
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
@@ -28,10 +31,10 @@ pub enum RulesCommand {
     },
 }
 
-pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
+pub fn run(cmd: RulesCommand, ui: &dyn Ui) -> Result<ExitCode> {
     match cmd {
         RulesCommand::List { json } => list(json),
-        RulesCommand::Check { files } => check(&files),
+        RulesCommand::Check { files } => check(&files, ui),
     }
 }
 
@@ -74,7 +77,7 @@ fn list(as_json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(files: &[PathBuf]) -> Result<ExitCode> {
+fn check(files: &[PathBuf], ui: &dyn Ui) -> Result<ExitCode> {
     let mut rules = RuleSet::builtin()?;
     let mut origins = Vec::new();
     let mut skipped = 0;
@@ -83,7 +86,7 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
         for w in rules.add_file(&text, &origin)? {
-            eprintln!("trawl: warning: {origin}: {w}");
+            ui.warning(&Warning::new(WarningKind::Rule, origin.clone(), &w));
             // A gitleaks rule that could not be converted is a problem of the file.
             skipped += usize::from(w.kind.is_problem());
         }
@@ -104,10 +107,17 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
     };
     let failures = check_rules(&scanner, selected);
     for f in &failures {
-        eprintln!("{}: {}", f.rule, f.message);
+        ui.notice(&format!("{}: {}", f.rule, f.message));
     }
     let problems = failures.len() + skipped;
-    println!("{checked} rules checked, {problems} problems");
+    super::job::write_stdout(
+        format!(
+            "{} checked, {}\n",
+            plural(checked, "rule", "rules"),
+            plural(problems, "problem", "problems")
+        )
+        .as_bytes(),
+    )?;
     Ok(if problems == 0 {
         ExitCode::SUCCESS
     } else {
