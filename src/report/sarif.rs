@@ -137,8 +137,8 @@ fn descriptor(spec: &RuleInfo) -> ReportingDescriptor {
         help: Message { text: help },
         default_configuration: json!({ "level": spec.severity.sarif_level() }),
         properties: json!({
-            "tags": ["security", if spec.category == Category::UNSAFE_CODE { "unsafe-code" } else { "secret" }, spec.category.as_str()],
-            "precision": if spec.category == Category::GENERIC { "medium" } else { "high" },
+            "tags": ["security", if spec.category == Category::UnsafeCode { "unsafe-code" } else { "secret" }, spec.category.as_str()],
+            "precision": if spec.category == Category::Generic { "medium" } else { "high" },
             "security-severity": security_severity(spec.severity),
         }),
     }

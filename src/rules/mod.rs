@@ -122,27 +122,84 @@ pub const CATEGORIES: &[&str] = &[
     "unsafe-code",
 ];
 
-/// What a rule finds, as an enum (rule files name it with one of [`CATEGORIES`]).
+/// What a rule finds (rule files name it with one of [`CATEGORIES`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Category(u8);
+pub enum Category {
+    /// Model API keys (OpenAI, Anthropic, …).
+    AiModelApi,
+    /// Model registries (Hugging Face, …).
+    AiModelRegistry,
+    /// Vector databases.
+    AiVectorDb,
+    /// Experiment trackers.
+    AiExperimentTracker,
+    /// Data platforms.
+    AiDataPlatform,
+    /// Cloud providers.
+    Cloud,
+    /// Version control.
+    Vcs,
+    /// Continuous integration.
+    Ci,
+    /// Package registries.
+    PackageRegistry,
+    /// Container registries.
+    ContainerRegistry,
+    /// Messaging.
+    Messaging,
+    /// Payments.
+    Payments,
+    /// Other SaaS.
+    Saas,
+    /// Monitoring.
+    Monitoring,
+    /// Database credentials.
+    Database,
+    /// Private keys.
+    PrivateKey,
+    /// JSON web tokens.
+    Jwt,
+    /// Keyword-and-entropy rules, which yield to specific ones.
+    Generic,
+    /// Findings that are code, not secrets (pickle imports, Keras Lambda layers).
+    UnsafeCode,
+}
 
 impl Category {
-    /// Keyword-and-entropy rules, which yield to specific ones.
-    pub const GENERIC: Category = Category(17);
-    /// Findings that are code, not secrets (pickle imports, Keras Lambda layers).
-    pub const UNSAFE_CODE: Category = Category(18);
+    /// Every category, in the order of [`CATEGORIES`].
+    pub const ALL: [Category; 19] = [
+        Category::AiModelApi,
+        Category::AiModelRegistry,
+        Category::AiVectorDb,
+        Category::AiExperimentTracker,
+        Category::AiDataPlatform,
+        Category::Cloud,
+        Category::Vcs,
+        Category::Ci,
+        Category::PackageRegistry,
+        Category::ContainerRegistry,
+        Category::Messaging,
+        Category::Payments,
+        Category::Saas,
+        Category::Monitoring,
+        Category::Database,
+        Category::PrivateKey,
+        Category::Jwt,
+        Category::Generic,
+        Category::UnsafeCode,
+    ];
 
     /// The category a rule file names, if it is one of [`CATEGORIES`].
     pub fn parse(name: &str) -> Option<Category> {
         CATEGORIES
             .iter()
             .position(|c| *c == name)
-            .map(|i| Category(i as u8))
+            .map(|i| Category::ALL[i])
     }
 
     /// The name rule files and reports use.
     pub fn as_str(self) -> &'static str {
-        CATEGORIES[self.0 as usize]
+        CATEGORIES[self as usize]
     }
 }
 
@@ -304,7 +361,7 @@ impl Rule {
             info: Arc::new(RuleInfo {
                 id: id.to_string(),
                 name: name.to_string(),
-                category: Category::UNSAFE_CODE,
+                category: Category::UnsafeCode,
                 severity,
                 references: vec![reference.to_string()],
             }),
@@ -341,7 +398,7 @@ impl Rule {
 
     /// Whether the rule is a generic (keyword and entropy) rule, which yields to specific ones.
     pub fn is_generic(&self) -> bool {
-        self.info.category == Category::GENERIC
+        self.info.category == Category::Generic
     }
 
     /// Whether a candidate secret is dropped by this rule's allowlist.
@@ -593,5 +650,23 @@ impl RuleSet {
     /// Ids of all rules.
     pub fn ids(&self) -> HashSet<&str> {
         self.rules.iter().map(|r| r.spec.id.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::{Category, CATEGORIES};
+
+    #[test]
+    fn every_category_name_round_trips() {
+        assert_eq!(Category::ALL.len(), CATEGORIES.len());
+        for (i, name) in CATEGORIES.iter().enumerate() {
+            let c = Category::parse(name).unwrap();
+            assert_eq!(c as usize, i);
+            assert_eq!(c.as_str(), *name);
+        }
+        assert_eq!(Category::Generic.as_str(), "generic");
+        assert_eq!(Category::UnsafeCode.as_str(), "unsafe-code");
+        assert_eq!(Category::parse("nope"), None);
     }
 }
