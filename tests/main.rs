@@ -6,6 +6,7 @@ mod artifacts;
 mod cli;
 mod content;
 mod engine;
+mod gate;
 mod git;
 mod hostile;
 mod output;
