@@ -8,6 +8,7 @@ mod content;
 mod engine;
 mod gate;
 mod git;
+mod golden;
 mod hostile;
 mod output;
 mod precommit;
