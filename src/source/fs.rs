@@ -10,8 +10,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use ignore::{WalkBuilder, WalkState};
-use memmap2::Mmap;
 
+use super::mapped::MappedFile;
 use super::{looks_binary, Diagnostics};
 
 /// Files at least this large are memory-mapped instead of read.
@@ -99,6 +99,13 @@ where
                         diag.scanned(data.len());
                         visitor.visit(&shown, data);
                     }
+                    if content.faulted() {
+                        diag.warn(
+                            &shown,
+                            "changed while being read (truncated?); \
+                             findings in it may be incomplete",
+                        );
+                    }
                 }
                 Ok(None) => diag.warn(
                     &shown,
@@ -134,7 +141,7 @@ pub fn display_path(path: &Path, strip: Option<&Path>) -> String {
 
 enum Content {
     Buffer,
-    Mapped(Mmap),
+    Mapped(MappedFile),
 }
 
 impl Content {
@@ -143,6 +150,11 @@ impl Content {
             Content::Buffer => buf,
             Content::Mapped(m) => m,
         }
+    }
+
+    /// Whether the file shrank while mapped: bytes past its new end were read as zeros.
+    fn faulted(&self) -> bool {
+        matches!(self, Content::Mapped(m) if m.faulted())
     }
 }
 
@@ -161,11 +173,8 @@ fn read(path: &Path, max: u64, buf: &mut Vec<u8>) -> io::Result<Option<Content>>
         large_model = true;
     }
     if len >= MMAP_THRESHOLD || large_model {
-        // SAFETY: the map is read-only and dropped before the next file; a file truncated
-        // while mapped can fault, the same trade-off ripgrep makes for large files.
-        if let Ok(map) = unsafe { Mmap::map(&file) } {
-            #[cfg(unix)]
-            let _ = map.advise(memmap2::Advice::Sequential);
+        // A file truncated while mapped reads zeros and is reported, not a crash (`mapped`).
+        if let Some(map) = MappedFile::map(&file) {
             return Ok(Some(Content::Mapped(map)));
         }
     }

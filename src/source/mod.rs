@@ -8,6 +8,7 @@
 pub mod fs;
 #[cfg(feature = "git")]
 pub mod git;
+mod mapped;
 
 use std::fmt;
 use std::io::Read;
