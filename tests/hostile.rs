@@ -127,3 +127,95 @@ fn symlink_loops_are_warnings() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
 }
+
+/// Regression: a large file is memory-mapped, and one truncated while trawl scanned it killed
+/// the process with SIGBUS. Now the bytes past the new end read as zeros and the file gets a
+/// warning. Linux only: the test waits for the map to show in `/proc/<pid>/maps`.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_truncated_while_scanned_is_a_warning_not_a_crash() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    const WARNING: &str = "changed while being read";
+    let t = Tree::new();
+    let mut f = Fake::new(26);
+    // Large enough to be mapped and to take a while to scan; small enough for 21 runs.
+    let mut content = Vec::with_capacity(17 << 20);
+    while content.len() < (16 << 20) {
+        content.extend_from_slice(b"INFO request served in 12 ms, status 200, bytes 5120\n");
+    }
+    // Near the end: gone after any of the truncations below.
+    content.extend_from_slice(format!("HF_TOKEN={}\n", f.hf_token()).as_bytes());
+    let path = t.path().join("server.log");
+    let shown = path.to_str().unwrap();
+
+    // One scan of `path`, truncated to `cut` bytes `delay` after the map shows (never when
+    // `cut` is None). Returns the output, whether the map was seen before the truncation and
+    // the time since it was seen.
+    let run = |cut: Option<u64>, delay: Duration| {
+        std::fs::write(&path, &content).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["scan", shown, "-f", "json", "--no-progress"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("trawl runs");
+        let maps = format!("/proc/{}/maps", child.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut mapped = false;
+        while !mapped && Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            mapped = std::fs::read_to_string(&maps).is_ok_and(|m| m.contains(shown));
+            // Leaves the CPU to trawl; the scan takes tens of milliseconds.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mapped_at = Instant::now();
+        if let Some(cut) = cut {
+            std::thread::sleep(delay);
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(cut).unwrap();
+        }
+        let out = child.wait_with_output().expect("trawl ends");
+        (out, mapped, mapped_at.elapsed())
+    };
+
+    // Untouched: the secret is found, no warning, and the time from map to exit paces the
+    // delays below.
+    let (out, mapped, span) = run(None, Duration::ZERO);
+    assert!(mapped, "the file is mapped");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(finding_paths(&stdout(&out)), [shown]);
+    assert!(!stderr(&out).contains(WARNING), "{}", stderr(&out));
+
+    let runs: u32 = 20;
+    let mut mid_scan = 0;
+    for i in 0..runs {
+        let cut = if i % 2 == 0 {
+            0
+        } else {
+            content.len() as u64 / 2
+        };
+        let (out, mapped, _) = run(Some(cut), span * i / runs);
+        let err = stderr(&out);
+        assert_eq!(out.status.signal(), None, "run {i}: killed: {err}");
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "run {i}: {:?}: {err}",
+            out.status
+        );
+        let warned = err.contains(&format!("{shown}: {WARNING}"));
+        let found = finding_paths(&stdout(&out)) == [shown];
+        // Truncated after the map was made: either the whole file had been read before (the
+        // secret is found), or a read hit the cut and the file gets the warning.
+        if mapped {
+            assert!(
+                found || warned,
+                "run {i}: secret lost without a warning: {err}"
+            );
+        }
+        mid_scan += usize::from(warned);
+    }
+    eprintln!("{mid_scan} of {runs} runs truncated the file mid-scan");
+    assert!(mid_scan > 0, "no run truncated the file mid-scan");
+}

@@ -8,9 +8,12 @@
 
 #[cfg(feature = "archive")]
 mod archive;
-pub mod model_meta;
+pub mod json;
+pub mod model;
 pub mod notebook;
 pub mod pickle;
+mod protobuf;
+mod pylit;
 
 use crate::findings::{place, Extra, Placed, Position};
 use crate::scan::Worker;
@@ -141,12 +144,12 @@ pub fn claims(data: &[u8]) -> bool {
     if archive::is_archive(data) {
         return true;
     }
-    model_meta::is_npy(data)
-        || model_meta::is_safetensors(data)
+    model::is_npy(data)
+        || model::is_safetensors(data)
         || truncated_safetensors(data)
-        || model_meta::is_gguf(data)
+        || model::is_gguf(data)
         || pickle::looks_like_pickle(data)
-        || model_meta::is_onnx(data)
+        || model::is_onnx(data)
         || notebook::looks_like_notebook(data)
 }
 
@@ -170,7 +173,7 @@ pub fn decodes_large(head: &[u8]) -> bool {
     if head.starts_with(b"PK\x03\x04") {
         return true;
     }
-    head.starts_with(b"GGUF") || model_meta::is_npy(head) || safetensors_prefix(head)
+    head.starts_with(b"GGUF") || model::is_npy(head) || safetensors_prefix(head)
 }
 
 /// Members past the limits warned about one by one, per top-level blob.
@@ -257,8 +260,8 @@ impl Context<'_, '_, '_> {
             archive::decode(self, data, member, depth + 1);
             return;
         }
-        if model_meta::is_npy(data) {
-            match model_meta::npy_header(data) {
+        if model::is_npy(data) {
+            match model::npy_header(data) {
                 // Object arrays are pickles after the header.
                 Ok(h) if h.object => self.scan_pickle(
                     data.get(h.data_offset..).unwrap_or_default(),
@@ -271,15 +274,15 @@ impl Context<'_, '_, '_> {
             }
             return;
         }
-        if model_meta::is_safetensors(data) || truncated_safetensors(data) {
-            match model_meta::safetensors_strings(data, MAX_MODEL_HEADER) {
+        if model::is_safetensors(data) || truncated_safetensors(data) {
+            match model::safetensors_strings(data, MAX_MODEL_HEADER) {
                 Ok(strings) => self.scan_meta(&strings, member),
                 Err(e) => self.warn(member, format!("safetensors header: {e}")),
             }
             return;
         }
-        if model_meta::is_gguf(data) {
-            match model_meta::gguf_strings(data, &model_meta::GgufLimits::default()) {
+        if model::is_gguf(data) {
+            match model::gguf_strings(data, &model::GgufLimits::default()) {
                 Ok((strings, warnings)) => {
                     for w in warnings {
                         self.warn(member, format!("GGUF metadata: {w}"));
@@ -298,8 +301,8 @@ impl Context<'_, '_, '_> {
                 return;
             }
         }
-        if model_meta::is_onnx(data) {
-            match model_meta::onnx_strings(data) {
+        if model::is_onnx(data) {
+            match model::onnx_strings(data) {
                 Ok(strings) => self.scan_meta(&strings, member),
                 Err(e) => self.warn(member, format!("ONNX model: {e}")),
             }
@@ -349,24 +352,17 @@ impl Context<'_, '_, '_> {
 
     /// A Keras `config.json` (inside a `.keras` zip) with `Lambda` layers: serialized code.
     fn check_keras_config(&mut self, data: &[u8], member: Option<&str>) {
-        let is_config = member.is_some_and(|m| m.rsplit(['!', '/']).next() == Some("config.json"));
-        if !is_config {
-            return;
-        }
-        for at in memchr::memmem::find_iter(data, b"\"Lambda\"") {
-            let before = &data[at.saturating_sub(48)..at];
-            if memchr::memmem::find(before, b"\"class_name\"").is_some() {
-                let position = position_of(data, at, at + 8);
-                self.unsafe_code(
-                    crate::rules::KERAS_LAMBDA,
-                    "keras.layers.Lambda",
-                    at,
-                    Some(position),
-                    member,
-                    "Keras Lambda layer: the model carries Python code that runs when it is loaded"
-                        .to_string(),
-                );
-            }
+        for at in model::keras_lambda_offsets(data, member) {
+            let position = position_of(data, at, at + model::LAMBDA_TOKEN_LEN);
+            self.unsafe_code(
+                crate::rules::KERAS_LAMBDA,
+                "keras.layers.Lambda",
+                at,
+                Some(position),
+                member,
+                "Keras Lambda layer: the model carries Python code that runs when it is loaded"
+                    .to_string(),
+            );
         }
     }
 
@@ -388,7 +384,7 @@ impl Context<'_, '_, '_> {
     }
 
     /// Model metadata strings, each with its key and the offset of its value.
-    fn scan_meta(&mut self, strings: &[model_meta::MetaString], member: Option<&str>) {
+    fn scan_meta(&mut self, strings: &[model::MetaString], member: Option<&str>) {
         let items: Vec<StringItem<'_>> = strings
             .iter()
             .map(|m| StringItem {

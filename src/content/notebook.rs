@@ -2,19 +2,33 @@
 //! payloads (binary MIME outputs, attachments), joined into one text whose bytes map back to
 //! the `.ipynb` file's bytes, with the cell and output index of each piece.
 //!
-//! A small pull parser walks the raw JSON, so positions survive (serde's `Value` forgets them).
+//! The shared [`JsonReader`] walks the raw JSON, so positions survive (serde's `Value` forgets
+//! them); each piece keeps an [`OffsetMap`] of its escape points, not an offset per byte.
+
+use std::ops::Range;
+
+use super::json::{JsonEvent, JsonReader, OffsetMap, PathItem};
 
 /// One decoded string of the notebook and where its bytes came from.
 #[derive(Debug, Clone)]
 pub struct Segment {
     /// Offset of the segment in the joined text.
     pub text_start: usize,
-    /// Raw file offset of each decoded byte, plus one past the end.
-    pub raw: Vec<u32>,
+    /// Length of the segment in the joined text.
+    pub len: usize,
+    /// Raw file offset of each byte of the segment (and of its end).
+    pub map: OffsetMap,
     /// Cell index, if inside `cells`.
     pub cell: Option<usize>,
     /// Output index, if inside a cell's `outputs`.
     pub output: Option<usize>,
+}
+
+impl Segment {
+    /// Raw file offset of the segment's end (the closing quote of its string).
+    fn raw_end(&self) -> usize {
+        self.map.raw(self.len)
+    }
 }
 
 /// A notebook's scannable text and its map back to the file.
@@ -33,10 +47,34 @@ impl NotebookText {
         self.segments.get(i.checked_sub(1)?)
     }
 
-    /// Raw file offset of text offset `at`.
+    /// Raw file offset of text offset `at` (`at` may be the end of the text).
     pub fn raw_offset(&self, at: usize) -> Option<usize> {
         let seg = self.segment(at)?;
-        seg.raw.get(at - seg.text_start).map(|&r| r as usize)
+        let within = at - seg.text_start;
+        (within <= seg.len).then(|| seg.map.raw(within))
+    }
+
+    /// Appends one string of the notebook as its own line of the joined text.
+    fn push(&mut self, text: &[u8], map: OffsetMap, cell: Option<usize>, output: Option<usize>) {
+        if !self.text.is_empty() && self.text.last() != Some(&b'\n') {
+            let last = self.segments.last().map_or(0, Segment::raw_end);
+            self.segments.push(Segment {
+                text_start: self.text.len(),
+                len: 1,
+                map: OffsetMap::collapsed(last, 1),
+                cell,
+                output,
+            });
+            self.text.push(b'\n');
+        }
+        self.segments.push(Segment {
+            text_start: self.text.len(),
+            len: text.len(),
+            map,
+            cell,
+            output,
+        });
+        self.text.extend_from_slice(text);
     }
 }
 
@@ -53,20 +91,6 @@ pub fn looks_like_notebook(data: &[u8]) -> bool {
             || memchr::memmem::find(head, b"\"worksheets\"").is_some())
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum PathItem {
-    Key(String),
-    Index(usize),
-}
-
-struct Parser<'a> {
-    data: &'a [u8],
-    pos: usize,
-    depth: usize,
-}
-
-const MAX_DEPTH: usize = 256;
-
 /// MIME types whose payload is base64 (or otherwise binary): never scanned as text.
 fn binary_mime(mime: &str) -> bool {
     mime.starts_with("image/")
@@ -78,18 +102,27 @@ fn binary_mime(mime: &str) -> bool {
         || mime.ends_with("+zip")
 }
 
+/// Deepest nesting of JSON containers read.
+const MAX_DEPTH: usize = 256;
+
 /// Parses a notebook; `None` when it is not valid JSON (the caller then scans it as text).
 pub fn decode(data: &[u8]) -> Option<NotebookText> {
-    let mut p = Parser {
-        data,
-        pos: 0,
-        depth: 0,
-    };
+    let mut reader = JsonReader::new(data, 0, MAX_DEPTH);
     let mut out = NotebookText::default();
-    let mut path = Vec::new();
-    p.value(&mut path, &mut out)?;
-    p.skip_ws();
-    (p.pos == data.len()).then_some(out)
+    while let Some(event) = reader.next().ok()? {
+        let JsonEvent::String(string) = event else {
+            continue;
+        };
+        let (cell, output, skip) = location(reader.path());
+        if skip || string.value.is_empty() {
+            continue;
+        }
+        let (text, map) = strip_ansi(string.value, string.map);
+        if !text.is_empty() {
+            out.push(&text, map, cell, output);
+        }
+    }
+    Some(out)
 }
 
 fn location(path: &[PathItem]) -> (Option<usize>, Option<usize>, bool) {
@@ -111,199 +144,35 @@ fn location(path: &[PathItem]) -> (Option<usize>, Option<usize>, bool) {
     (cell, output, skip)
 }
 
-impl Parser<'_> {
-    fn skip_ws(&mut self) {
-        while self.pos < self.data.len() && self.data[self.pos].is_ascii_whitespace() {
-            self.pos += 1;
-        }
-    }
-
-    fn value(&mut self, path: &mut Vec<PathItem>, out: &mut NotebookText) -> Option<()> {
-        self.skip_ws();
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        let r = match *self.data.get(self.pos)? {
-            b'{' => self.object(path, out),
-            b'[' => self.array(path, out),
-            b'"' => {
-                let (text, raw) = strip_ansi(self.string()?);
-                let (cell, output, skip) = location(path);
-                if !skip && !text.is_empty() {
-                    // Each string is its own line of the joined text.
-                    if !out.text.is_empty() && out.text.last() != Some(&b'\n') {
-                        let last = out
-                            .segments
-                            .last()
-                            .and_then(|s| s.raw.last().copied())
-                            .unwrap_or(0);
-                        out.segments.push(Segment {
-                            text_start: out.text.len(),
-                            raw: vec![last, last],
-                            cell,
-                            output,
-                        });
-                        out.text.push(b'\n');
-                    }
-                    out.segments.push(Segment {
-                        text_start: out.text.len(),
-                        raw,
-                        cell,
-                        output,
-                    });
-                    out.text.extend_from_slice(&text);
-                }
-                Some(())
-            }
-            _ => {
-                // Numbers, true, false, null.
-                let start = self.pos;
-                while self.pos < self.data.len() && !b",]} \t\r\n".contains(&self.data[self.pos]) {
-                    self.pos += 1;
-                }
-                (self.pos > start).then_some(())
-            }
-        };
-        self.depth -= 1;
-        r
-    }
-
-    fn object(&mut self, path: &mut Vec<PathItem>, out: &mut NotebookText) -> Option<()> {
-        self.pos += 1;
-        self.skip_ws();
-        if self.data.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            self.skip_ws();
-            if self.data.get(self.pos) != Some(&b'"') {
-                return None;
-            }
-            let (key, _) = self.string()?;
-            self.skip_ws();
-            if self.data.get(self.pos) != Some(&b':') {
-                return None;
-            }
-            self.pos += 1;
-            path.push(PathItem::Key(String::from_utf8_lossy(&key).into_owned()));
-            let r = self.value(path, out);
-            path.pop();
-            r?;
-            self.skip_ws();
-            match self.data.get(self.pos)? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn array(&mut self, path: &mut Vec<PathItem>, out: &mut NotebookText) -> Option<()> {
-        self.pos += 1;
-        self.skip_ws();
-        if self.data.get(self.pos) == Some(&b']') {
-            self.pos += 1;
-            return Some(());
-        }
-        let mut i = 0;
-        loop {
-            path.push(PathItem::Index(i));
-            let r = self.value(path, out);
-            path.pop();
-            r?;
-            i += 1;
-            self.skip_ws();
-            match self.data.get(self.pos)? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// A JSON string: its decoded bytes and the raw offset of each (plus one past the end).
-    fn string(&mut self) -> Option<(Vec<u8>, Vec<u32>)> {
-        self.pos += 1;
-        let mut text = Vec::new();
-        let mut raw = Vec::new();
-        loop {
-            let at = self.pos;
-            let b = *self.data.get(self.pos)?;
-            match b {
-                b'"' => {
-                    self.pos += 1;
-                    raw.push(at as u32);
-                    return Some((text, raw));
-                }
-                b'\\' => {
-                    let e = *self.data.get(self.pos + 1)?;
-                    self.pos += 2;
-                    let decoded: Vec<u8> = match e {
-                        b'n' => vec![b'\n'],
-                        b't' => vec![b'\t'],
-                        b'r' => vec![b'\r'],
-                        b'b' => vec![8],
-                        b'f' => vec![12],
-                        b'/' | b'\\' | b'"' => vec![e],
-                        b'u' => {
-                            let hex = self.data.get(self.pos..self.pos + 4)?;
-                            let cp =
-                                u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                            self.pos += 4;
-                            let c = char::from_u32(cp).unwrap_or('\u{fffd}');
-                            c.to_string().into_bytes()
-                        }
-                        _ => return None,
-                    };
-                    for d in decoded {
-                        text.push(d);
-                        raw.push(at as u32);
-                    }
-                }
-                _ => {
-                    text.push(b);
-                    raw.push(at as u32);
-                    self.pos += 1;
-                }
-            }
-        }
-    }
-}
-
 /// Removes ANSI escape sequences (`ESC [ ... final`), which colour tracebacks and glue
 /// themselves to the text around them, keeping the raw offsets of what remains.
-fn strip_ansi((text, raw): (Vec<u8>, Vec<u32>)) -> (Vec<u8>, Vec<u32>) {
+fn strip_ansi(text: Vec<u8>, map: OffsetMap) -> (Vec<u8>, OffsetMap) {
     if !text.contains(&0x1b) {
-        return (text, raw);
+        return (text, map);
     }
-    let (mut t, mut r) = (
-        Vec::with_capacity(text.len()),
-        Vec::with_capacity(raw.len()),
-    );
+    let mut kept: Vec<Range<usize>> = Vec::new();
+    let mut from = 0;
     let mut i = 0;
     while i < text.len() {
         if text[i] == 0x1b && text.get(i + 1) == Some(&b'[') {
+            kept.push(from..i);
             i += 2;
             while i < text.len() && !(0x40..=0x7e).contains(&text[i]) {
                 i += 1;
             }
-            i += 1;
+            i = (i + 1).min(text.len());
+            from = i;
             continue;
         }
-        t.push(text[i]);
-        r.push(raw[i]);
         i += 1;
     }
-    r.push(*raw.last().unwrap_or(&0));
-    (t, r)
+    kept.push(from..text.len());
+    let stripped = kept
+        .iter()
+        .flat_map(|r| &text[r.clone()])
+        .copied()
+        .collect();
+    (stripped, map.retain(&kept, text.len()))
 }
 
 #[cfg(test)]

@@ -261,6 +261,10 @@ impl Sink for Pipeline<'_> {
         self.limits.max_member_bytes
     }
 
+    fn reads_large(&self, head: &[u8]) -> bool {
+        content::decodes_large(head)
+    }
+
     fn threads(&self) -> usize {
         self.threads
     }

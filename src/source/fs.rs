@@ -4,15 +4,16 @@
 //!
 //! Contract: never descends into `.git` or excluded paths; a path argument that does not exist
 //! is an error of the run ([`WarningKind::MissingInput`]); a file that cannot be read, is
-//! larger than the limit or sits in a symlink loop is a warning and the walk goes on.
+//! larger than the limit or sits in a symlink loop is a warning and the walk goes on; a mapped
+//! file truncated while it is read is a warning too ([`super::mapped`]), never a crash.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use ignore::{WalkBuilder, WalkState};
-use memmap2::Mmap;
 
+use super::mapped::MappedFile;
 use super::{Blob, Provenance, Sink, Source, SourceError, Warning, WarningKind};
 
 /// Files at least this large are memory-mapped instead of read.
@@ -123,7 +124,7 @@ fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
             if !ft.is_file() {
                 return WalkState::Continue;
             }
-            match read(path, max_file_size, &mut buf) {
+            match read(path, max_file_size, &|head| sink.reads_large(head), &mut buf) {
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
                     lane.blob(Blob { data, id: None }, &shown, &|| {
@@ -131,6 +132,13 @@ fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
                             path: shown.clone(),
                         }]
                     });
+                    if content.faulted() {
+                        diag.warn(Warning::new(
+                            WarningKind::Changed,
+                            shown,
+                            "changed while being read (truncated?); findings in it may be incomplete",
+                        ));
+                    }
                 }
                 Ok(None) => diag.warn(Warning::new(
                     WarningKind::TooLarge,
@@ -198,7 +206,7 @@ pub fn display_path(path: &Path, strip: Option<&Path>) -> String {
 
 enum Content {
     Buffer,
-    Mapped(Mmap),
+    Mapped(MappedFile),
 }
 
 impl Content {
@@ -208,10 +216,20 @@ impl Content {
             Content::Mapped(m) => m,
         }
     }
+
+    /// Whether the file shrank while mapped: bytes past its new end were read as zeros.
+    fn faulted(&self) -> bool {
+        matches!(self, Content::Mapped(m) if m.faulted())
+    }
 }
 
 /// Reads a file into `buf`, or maps it when large. `Ok(None)` when over `max` bytes.
-fn read(path: &Path, max: u64, buf: &mut Vec<u8>) -> io::Result<Option<Content>> {
+fn read(
+    path: &Path,
+    max: u64,
+    reads_large: &dyn Fn(&[u8]) -> bool,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Content>> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut large_model = false;
@@ -219,17 +237,14 @@ fn read(path: &Path, max: u64, buf: &mut Vec<u8>) -> io::Result<Option<Content>>
         // Multi-gigabyte model files cost only their headers: map them anyway.
         let mut head = [0u8; 16];
         let n = file.read(&mut head)?;
-        if !crate::content::decodes_large(&head[..n]) {
+        if !reads_large(&head[..n]) {
             return Ok(None);
         }
         large_model = true;
     }
     if len >= MMAP_THRESHOLD || large_model {
-        // SAFETY: the map is read-only and dropped before the next file; a file truncated
-        // while mapped can fault, the same trade-off ripgrep makes for large files.
-        if let Ok(map) = unsafe { Mmap::map(&file) } {
-            #[cfg(unix)]
-            let _ = map.advise(memmap2::Advice::Sequential);
+        // A file truncated while mapped reads zeros and is reported, not a crash (`mapped`).
+        if let Some(map) = MappedFile::map(&file) {
             return Ok(Some(Content::Mapped(map)));
         }
     }

@@ -12,6 +12,7 @@
 pub mod fs;
 #[cfg(feature = "git")]
 pub mod git;
+mod mapped;
 pub mod stdin;
 
 use std::fmt;
@@ -142,6 +143,9 @@ pub trait Sink: Sync {
     fn excluded(&self, path: &str) -> bool;
     /// Largest blob read; larger ones are skipped with a warning.
     fn max_blob_size(&self) -> u64;
+    /// Whether content over the size limit is still worth opening, judged from its first
+    /// bytes: formats whose decoders read only headers or bounded parts (model weights).
+    fn reads_large(&self, head: &[u8]) -> bool;
     /// Threads for the source's own parallel work.
     fn threads(&self) -> usize;
     /// Runs `job` inside the pipeline's thread pool, so that rayon's parallel iterators in it

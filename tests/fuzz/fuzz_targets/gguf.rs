@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trawl::content::model_meta::{gguf_strings, is_gguf, GgufLimits};
+use trawl::content::model::{gguf_strings, is_gguf, GgufLimits};
 
 fuzz_target!(|data: &[u8]| {
     let _ = is_gguf(data);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trawl::content::model_meta::{is_npy, npy_header};
+use trawl::content::model::{is_npy, npy_header};
 
 fuzz_target!(|data: &[u8]| {
     let _ = is_npy(data);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trawl::content::model_meta::{is_safetensors, safetensors_strings};
+use trawl::content::model::{is_safetensors, safetensors_strings};
 
 fuzz_target!(|data: &[u8]| {
     let _ = is_safetensors(data);

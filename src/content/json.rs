@@ -1,0 +1,633 @@
+//! A JSON pull reader that keeps positions, shared by notebooks and safetensors headers.
+//!
+//! [`JsonReader`] yields [`JsonEvent`]s one at a time with an explicit stack (no recursion; the
+//! nesting is capped and deeper input is an error), keeps the [path](JsonReader::path) of the
+//! current value, and gives each string (value or key) with the raw offset of its first content
+//! byte and an [`OffsetMap`] from decoded bytes back to the raw text. Escapes are decoded as JSON
+//! says, surrogate pairs included; a lone surrogate becomes U+FFFD. serde_json forgets
+//! positions, which is why this exists.
+//!
+//! Beyond strict JSON it accepts `NaN`, `Infinity` and `-Infinity` (Python's `json` writes them)
+//! and raw control characters inside strings; numbers are scanned, not validated.
+
+use std::fmt;
+use std::ops::Range;
+
+/// Why the input is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// What is wrong.
+    pub what: &'static str,
+    /// Byte offset in the input.
+    pub at: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
+}
+
+/// One step through the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonEvent {
+    /// `{`: the path is the object's.
+    ObjectStart,
+    /// `}`.
+    ObjectEnd,
+    /// `[`: the path is the array's.
+    ArrayStart,
+    /// `]`.
+    ArrayEnd,
+    /// An object key; the value that follows has it as the last item of its path.
+    Key(JsonString),
+    /// A string value.
+    String(JsonString),
+    /// A number, `true`, `false`, `null`, `NaN` or an infinity.
+    Scalar,
+}
+
+/// Where a value sits: object keys (decoded, lossy UTF-8) and array indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathItem {
+    /// A member of an object.
+    Key(String),
+    /// An element of an array.
+    Index(usize),
+}
+
+/// A decoded JSON string and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonString {
+    /// The decoded bytes (UTF-8 unless the raw text was not).
+    pub value: Vec<u8>,
+    /// Maps offsets in `value` back to the input.
+    pub map: OffsetMap,
+}
+
+impl JsonString {
+    /// Raw offset of the first content byte (the byte after the opening quote).
+    pub fn start(&self) -> usize {
+        self.map.start
+    }
+}
+
+/// Maps offsets in a decoded string back to offsets in the raw text.
+///
+/// Outside escapes the two advance together, so only the escape points are stored, sorted: at
+/// each one, where its decoded bytes start, where its raw text starts, and both lengths. Every
+/// decoded byte of an escape maps to the escape's backslash. A string without escapes costs no
+/// allocation; a look-up is a binary search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetMap {
+    /// Raw offset of decoded offset 0.
+    start: usize,
+    points: Vec<MapPoint>,
+}
+
+/// Decoded `decoded..decoded + decoded_len` all map to `raw`; after them, decoded and raw advance
+/// together from `decoded + decoded_len` and `raw + raw_len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MapPoint {
+    decoded: usize,
+    raw: usize,
+    decoded_len: usize,
+    raw_len: usize,
+}
+
+impl OffsetMap {
+    /// A map for text copied byte for byte from `start`.
+    pub fn linear(start: usize) -> Self {
+        OffsetMap {
+            start,
+            points: Vec::new(),
+        }
+    }
+
+    /// A map for `len` bytes that all stand for one raw position (a separator, say).
+    pub fn collapsed(raw: usize, len: usize) -> Self {
+        let mut map = OffsetMap::linear(raw);
+        map.escape(0, raw, len, 0);
+        map
+    }
+
+    /// Records an escape at decoded offset `decoded` and raw offset `raw`; escapes are recorded
+    /// in order.
+    fn escape(&mut self, decoded: usize, raw: usize, decoded_len: usize, raw_len: usize) {
+        self.points.push(MapPoint {
+            decoded,
+            raw,
+            decoded_len,
+            raw_len,
+        });
+    }
+
+    /// The raw offset of decoded offset `at`; `at` may be the decoded length (then it is the raw
+    /// offset of the closing quote).
+    pub fn raw(&self, at: usize) -> usize {
+        let i = self.points.partition_point(|p| p.decoded <= at);
+        match i.checked_sub(1).map(|i| self.points[i]) {
+            None => self.start + at,
+            Some(p) if at < p.decoded + p.decoded_len => p.raw,
+            Some(p) => p.raw + p.raw_len + (at - p.decoded - p.decoded_len),
+        }
+    }
+
+    /// The map of the text that keeps only the `kept` ranges (in order, not overlapping) of a
+    /// decoded text of `len` bytes; the new end maps to the old end.
+    pub fn retain(&self, kept: &[Range<usize>], len: usize) -> OffsetMap {
+        let mut out = OffsetMap::linear(self.start);
+        let mut at = 0;
+        for range in kept.iter().filter(|r| !r.is_empty()) {
+            // Where the kept range starts: inside (or at) an escape, or in a literal run.
+            let i = self.points.partition_point(|p| p.decoded <= range.start);
+            match i.checked_sub(1).map(|i| self.points[i]) {
+                Some(p) if range.start < p.decoded + p.decoded_len => {
+                    let rest = p.decoded + p.decoded_len - range.start;
+                    out.escape(at, p.raw, rest, p.raw_len);
+                }
+                _ => out.escape(at, self.raw(range.start), 0, 0),
+            }
+            for p in &self.points[i..] {
+                if p.decoded >= range.end {
+                    break;
+                }
+                out.escape(
+                    p.decoded - range.start + at,
+                    p.raw,
+                    p.decoded_len,
+                    p.raw_len,
+                );
+            }
+            at += range.len();
+        }
+        out.escape(at, self.raw(len), 0, 0);
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Object,
+    Array,
+}
+
+/// What the reader expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Value,
+    /// After `{`: a key or `}`.
+    FirstKey,
+    /// After `,` in an object.
+    Key,
+    /// After `[`: a value or `]`.
+    FirstValue,
+    /// After a value inside a container.
+    CommaOrEnd,
+    /// After the top-level value: only whitespace.
+    Done,
+}
+
+/// A pull reader over one JSON document.
+pub struct JsonReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+    open: Vec<Container>,
+    /// One item per open container that has a current key or index.
+    path: Vec<PathItem>,
+    expect: Expect,
+}
+
+impl<'a> JsonReader<'a> {
+    /// A reader for the document in `data[start..]`; offsets are offsets in `data`. More than
+    /// `max_depth` containers open at once is an error.
+    pub fn new(data: &'a [u8], start: usize, max_depth: usize) -> Self {
+        JsonReader {
+            data,
+            pos: start,
+            max_depth,
+            open: Vec::new(),
+            path: Vec::new(),
+            expect: Expect::Value,
+        }
+    }
+
+    /// The path of the value of the last event (for a container start, of the container).
+    pub fn path(&self) -> &[PathItem] {
+        &self.path
+    }
+
+    fn err(&self, what: &'static str) -> JsonError {
+        JsonError { what, at: self.pos }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next event; `None` once the document is complete and only whitespace follows.
+    #[allow(clippy::should_implement_trait)] // fallible, so not an `Iterator`
+    pub fn next(&mut self) -> Result<Option<JsonEvent>, JsonError> {
+        loop {
+            self.ws();
+            match self.expect {
+                Expect::Done => {
+                    return match self.peek() {
+                        None => Ok(None),
+                        Some(_) => Err(self.err("unexpected data after the JSON value")),
+                    };
+                }
+                Expect::FirstKey if self.peek() == Some(b'}') => {
+                    return Ok(Some(self.close(JsonEvent::ObjectEnd)));
+                }
+                Expect::FirstKey | Expect::Key => return self.key().map(Some),
+                Expect::FirstValue if self.peek() == Some(b']') => {
+                    return Ok(Some(self.close(JsonEvent::ArrayEnd)));
+                }
+                Expect::FirstValue | Expect::Value => return self.value().map(Some),
+                Expect::CommaOrEnd => {
+                    let (close, end, what) = match self.open.last() {
+                        Some(Container::Object) => (
+                            b'}',
+                            JsonEvent::ObjectEnd,
+                            "expected `,` or `}` in an object",
+                        ),
+                        _ => (b']', JsonEvent::ArrayEnd, "expected `,` or `]` in an array"),
+                    };
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            self.expect = match self.open.last() {
+                                Some(Container::Object) => Expect::Key,
+                                _ => Expect::Value,
+                            };
+                        }
+                        Some(b) if b == close => return Ok(Some(self.close(end))),
+                        _ => return Err(self.err(what)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Consumes the closing bracket of the innermost container.
+    fn close(&mut self, event: JsonEvent) -> JsonEvent {
+        self.pos += 1;
+        if self.path.len() == self.open.len() {
+            self.path.pop();
+        }
+        self.open.pop();
+        self.after_value();
+        event
+    }
+
+    fn after_value(&mut self) {
+        self.expect = if self.open.is_empty() {
+            Expect::Done
+        } else {
+            Expect::CommaOrEnd
+        };
+    }
+
+    /// Sets the last path item to `item` for a new member or element.
+    fn enter(&mut self, item: PathItem) {
+        if self.path.len() == self.open.len() {
+            self.path.pop();
+        }
+        self.path.push(item);
+    }
+
+    fn key(&mut self) -> Result<JsonEvent, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string key"));
+        }
+        let key = self.string()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return Err(self.err("expected `:` after an object key"));
+        }
+        self.pos += 1;
+        self.enter(PathItem::Key(
+            String::from_utf8_lossy(&key.value).into_owned(),
+        ));
+        self.expect = Expect::Value;
+        Ok(JsonEvent::Key(key))
+    }
+
+    fn value(&mut self) -> Result<JsonEvent, JsonError> {
+        if self.open.last() == Some(&Container::Array) {
+            let next = match self.path.last() {
+                Some(PathItem::Index(i)) if self.path.len() == self.open.len() => i + 1,
+                _ => 0,
+            };
+            self.enter(PathItem::Index(next));
+        }
+        let event = match self.peek() {
+            Some(open @ (b'{' | b'[')) => {
+                if self.open.len() >= self.max_depth {
+                    return Err(self.err("JSON nested too deeply"));
+                }
+                self.pos += 1;
+                return Ok(if open == b'{' {
+                    self.open.push(Container::Object);
+                    self.expect = Expect::FirstKey;
+                    JsonEvent::ObjectStart
+                } else {
+                    self.open.push(Container::Array);
+                    self.expect = Expect::FirstValue;
+                    JsonEvent::ArrayStart
+                });
+            }
+            Some(b'"') => JsonEvent::String(self.string()?),
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'N') => self.literal(b"NaN")?,
+            Some(b'I') => self.literal(b"Infinity")?,
+            Some(b'-') if self.data[self.pos..].starts_with(b"-I") => self.literal(b"-Infinity")?,
+            Some(b'-' | b'0'..=b'9') => {
+                while matches!(
+                    self.peek(),
+                    Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                ) {
+                    self.pos += 1;
+                }
+                JsonEvent::Scalar
+            }
+            Some(_) => return Err(self.err("unexpected byte in JSON")),
+            None => return Err(self.err("the input ends inside a JSON value")),
+        };
+        self.after_value();
+        Ok(event)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<JsonEvent, JsonError> {
+        if self.data[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(JsonEvent::Scalar)
+        } else {
+            Err(self.err("invalid JSON literal"))
+        }
+    }
+
+    /// The string at `pos` (on its opening quote), decoded, with its offset map.
+    fn string(&mut self) -> Result<JsonString, JsonError> {
+        let start = self.pos + 1;
+        let rest = &self.data[start..];
+        match memchr::memchr2(b'"', b'\\', rest) {
+            Some(i) if rest[i] == b'"' => {
+                self.pos = start + i + 1;
+                return Ok(JsonString {
+                    value: rest[..i].to_vec(),
+                    map: OffsetMap::linear(start),
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.pos = self.data.len();
+                return Err(self.err("unterminated JSON string"));
+            }
+        }
+        let mut value = Vec::new();
+        let mut map = OffsetMap::linear(start);
+        let mut i = start;
+        loop {
+            let Some(&b) = self.data.get(i) else {
+                self.pos = i;
+                return Err(self.err("unterminated JSON string"));
+            };
+            if b == b'"' {
+                self.pos = i + 1;
+                return Ok(JsonString { value, map });
+            }
+            if b != b'\\' {
+                value.push(b);
+                i += 1;
+                continue;
+            }
+            let decoded = value.len();
+            let byte = match self.data.get(i + 1) {
+                Some(b'"') => b'"',
+                Some(b'\\') => b'\\',
+                Some(b'/') => b'/',
+                Some(b'b') => 0x08,
+                Some(b'f') => 0x0c,
+                Some(b'n') => b'\n',
+                Some(b'r') => b'\r',
+                Some(b't') => b'\t',
+                Some(b'u') => {
+                    let (ch, used) = self.unicode_escape(i)?;
+                    let mut utf8 = [0u8; 4];
+                    value.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+                    map.escape(decoded, i, value.len() - decoded, used);
+                    i += used;
+                    continue;
+                }
+                Some(_) => {
+                    self.pos = i;
+                    return Err(self.err("invalid escape in JSON string"));
+                }
+                None => {
+                    self.pos = i + 1;
+                    return Err(self.err("unterminated JSON string"));
+                }
+            };
+            value.push(byte);
+            map.escape(decoded, i, 1, 2);
+            i += 2;
+        }
+    }
+
+    /// Decodes the `\uXXXX` escape at `at` (on its backslash), joining a surrogate pair when a
+    /// low surrogate escape follows a high one; a lone surrogate becomes U+FFFD. Returns the
+    /// char and the raw bytes used (6 or 12).
+    fn unicode_escape(&mut self, at: usize) -> Result<(char, usize), JsonError> {
+        let Some(unit) = self.hex4(at + 2) else {
+            self.pos = at;
+            return Err(self.err("invalid \\u escape in JSON string"));
+        };
+        if (0xD800..0xDC00).contains(&unit) && self.data.get(at + 6..at + 8) == Some(b"\\u") {
+            if let Some(low) = self
+                .hex4(at + 8)
+                .filter(|low| (0xDC00..0xE000).contains(low))
+            {
+                let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                return Ok((char::from_u32(code).unwrap_or('\u{FFFD}'), 12));
+            }
+        }
+        Ok((char::from_u32(unit).unwrap_or('\u{FFFD}'), 6))
+    }
+
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let digits = self.data.get(at..at.checked_add(4)?)?;
+        digits
+            .iter()
+            .try_fold(0u32, |acc, &d| Some(acc * 16 + char::from(d).to_digit(16)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event of `text`, or the first error.
+    fn events(text: &[u8]) -> Result<Vec<JsonEvent>, JsonError> {
+        let mut reader = JsonReader::new(text, 0, 64);
+        let mut out = Vec::new();
+        while let Some(event) = reader.next()? {
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    /// The string values of `text`, with the path of each.
+    fn strings(text: &[u8]) -> Vec<(Vec<PathItem>, JsonString)> {
+        let mut reader = JsonReader::new(text, 0, 64);
+        let mut out = Vec::new();
+        while let Some(event) = reader.next().expect("valid") {
+            if let JsonEvent::String(s) = event {
+                out.push((reader.path().to_vec(), s));
+            }
+        }
+        out
+    }
+
+    fn one_string(text: &[u8]) -> JsonString {
+        strings(text).remove(0).1
+    }
+
+    #[test]
+    fn surrogate_pairs_make_one_char() {
+        let s = one_string(br#""a\ud83d\ude00b""#);
+        assert_eq!(s.value, "a\u{1F600}b".as_bytes());
+        // The four bytes of the emoji map to its first backslash; `b` to itself.
+        for at in 1..5 {
+            assert_eq!(s.map.raw(at), 2);
+        }
+        assert_eq!(s.map.raw(5), 14);
+        assert_eq!(s.map.raw(6), 15, "the end maps to the closing quote");
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_chars() {
+        let s = one_string(br#""\ud83dx\ude00\ud83d\u0041""#);
+        assert_eq!(s.value, "\u{FFFD}x\u{FFFD}\u{FFFD}A".as_bytes());
+        let s = one_string(br#""\ud83d""#);
+        assert_eq!(s.value, "\u{FFFD}".as_bytes());
+    }
+
+    #[test]
+    fn offsets_after_escapes() {
+        let text = br#"{"k": "a\n\"b\u00e9c\\d"}"#;
+        let s = one_string(text);
+        assert_eq!(s.value, "a\n\"b\u{e9}c\\d".as_bytes());
+        assert_eq!(s.start(), 7);
+        let raw_of = |decoded: usize| s.map.raw(decoded);
+        assert_eq!(text[raw_of(0)], b'a');
+        assert_eq!(&text[raw_of(1)..raw_of(1) + 2], br"\n");
+        assert_eq!(&text[raw_of(2)..raw_of(2) + 2], br#"\""#);
+        assert_eq!(text[raw_of(3)], b'b');
+        assert_eq!(&text[raw_of(4)..raw_of(4) + 6], br"\u00e9");
+        assert_eq!(raw_of(5), raw_of(4), "both bytes of é map to the escape");
+        assert_eq!(text[raw_of(6)], b'c');
+        assert_eq!(&text[raw_of(7)..raw_of(7) + 2], br"\\");
+        assert_eq!(text[raw_of(8)], b'd');
+        assert_eq!(text[raw_of(9)], b'"');
+        assert_eq!(s.map.points.len(), 4, "one point per escape, none per byte");
+    }
+
+    #[test]
+    fn retain_keeps_offsets_of_what_remains() {
+        let text = br#""\u001b[1mkey=\u00e9x\u001b[0m""#;
+        let s = one_string(text);
+        assert_eq!(s.value, "\x1b[1mkey=\u{e9}x\x1b[0m".as_bytes());
+        // Keep "key=é" and "x", cut once between the two bytes of é.
+        let map = s.map.retain(&[4..9, 9..11], s.value.len());
+        assert_eq!(&text[map.raw(0)..map.raw(0) + 4], b"key=");
+        assert_eq!(&text[map.raw(4)..map.raw(4) + 6], br"\u00e9");
+        assert_eq!(map.raw(5), map.raw(4));
+        assert_eq!(text[map.raw(6)], b'x');
+        assert_eq!(map.raw(7), text.len() - 1, "the new end is the old end");
+        let map = s.map.retain(&[5..10, 11..12], s.value.len());
+        assert_eq!(&text[map.raw(0)..map.raw(0) + 3], b"ey=");
+        assert_eq!(&text[map.raw(5)..map.raw(5) + 6], br"\u001b");
+    }
+
+    #[test]
+    fn paths_keys_and_events() {
+        let text = br#" {"a": [1, "x", {"b": "y"}], "c": true, "d": [[], {}], "e": -Infinity} "#;
+        let got = strings(text);
+        let paths: Vec<_> = got.iter().map(|(p, _)| p.clone()).collect();
+        use PathItem::{Index, Key};
+        assert_eq!(
+            paths,
+            [
+                vec![Key("a".into()), Index(1)],
+                vec![Key("a".into()), Index(2), Key("b".into())],
+            ]
+        );
+        let all = events(text).unwrap();
+        assert_eq!(
+            all.iter()
+                .filter(|e| matches!(e, JsonEvent::Key(_)))
+                .count(),
+            5
+        );
+        assert_eq!(all.first(), Some(&JsonEvent::ObjectStart));
+        assert_eq!(all.last(), Some(&JsonEvent::ObjectEnd));
+        if let JsonEvent::Key(k) = &all[1] {
+            assert_eq!((k.value.as_slice(), k.start()), (&b"a"[..], 3));
+        } else {
+            panic!("{:?}", all[1]);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_without_recursion() {
+        let deep = [b'['; 1_000_000];
+        let err = events(&deep).unwrap_err();
+        assert_eq!(err.what, "JSON nested too deeply");
+        assert_eq!(err.at, 64);
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(events(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn truncated_and_malformed_input() {
+        for bad in [
+            &br#"{"a": "b"#[..],
+            br#"{"a": "b\"#,
+            br#"{"a": "\u12"#,
+            br#"{"a": 1"#,
+            br#"{"a" 1}"#,
+            br#"{"a": 1,}"#,
+            br#"[1 2]"#,
+            br#"{"a": "\q"}"#,
+            br#"{"a": "\uZZZZ"}"#,
+            b"",
+            b"   ",
+            b"{",
+            b"[",
+            b"tru",
+            br#"{} x"#,
+            br#"{1: 2}"#,
+        ] {
+            assert!(
+                events(bad).is_err(),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let err = events(br#"{"a": "hf_"#).unwrap_err();
+        assert!(err.to_string().contains("unterminated"), "{err}");
+        assert!(events(b" [] ").is_ok());
+        assert!(events(b"\"x\"").is_ok());
+    }
+}

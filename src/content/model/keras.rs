@@ -1,0 +1,19 @@
+//! Keras: `Lambda` layers in the `config.json` of a `.keras` archive, which carry Python code.
+
+/// Length of the `"Lambda"` token that [`keras_lambda_offsets`] reports.
+pub const LAMBDA_TOKEN_LEN: usize = 8;
+
+/// Offsets of the `"Lambda"` class names in a Keras `config.json` (a `"class_name"` key shortly
+/// before each); empty unless `member` names a `config.json`.
+pub fn keras_lambda_offsets(data: &[u8], member: Option<&str>) -> Vec<usize> {
+    let is_config = member.is_some_and(|m| m.rsplit(['!', '/']).next() == Some("config.json"));
+    if !is_config {
+        return Vec::new();
+    }
+    memchr::memmem::find_iter(data, b"\"Lambda\"")
+        .filter(|&at| {
+            let before = &data[at.saturating_sub(48)..at];
+            memchr::memmem::find(before, b"\"class_name\"").is_some()
+        })
+        .collect()
+}

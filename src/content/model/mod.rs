@@ -1,0 +1,53 @@
+//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers.
+//!
+//! Each format is recognised by its bytes (`is_*`) and walked without trusting a single length or
+//! count in it: every count is bounded by the bytes that are left (and, for GGUF, by
+//! [`GgufLimits`]), recursion has a fixed depth, tensor data is never read or copied, and no input
+//! makes these functions panic. The walkers return the metadata strings as [`MetaString`]s with a
+//! dotted key saying where the string sits and the byte offset of its value in the file, so a
+//! finding maps back to the file. Empty strings are not reported.
+//!
+//! One file per format; `keras` finds `Lambda` layers in a Keras `config.json`. The shared
+//! readers live beside this folder: `json` (positions kept), `protobuf` (wire format, for ONNX)
+//! and `pylit` (Python literals, for `.npy` headers).
+
+mod gguf;
+mod keras;
+mod npy;
+mod onnx;
+mod safetensors;
+#[cfg(test)]
+mod tests;
+
+pub use gguf::{gguf_strings, is_gguf, GgufLimits};
+pub use keras::{keras_lambda_offsets, LAMBDA_TOKEN_LEN};
+pub use npy::{is_npy, npy_header, NpyHeader};
+pub use onnx::{is_onnx, onnx_strings};
+pub use safetensors::{is_safetensors, safetensors_strings};
+
+/// A metadata string found in a model file.
+///
+/// `key` is a dotted path such as `__metadata__.hf_token`, `general.name`,
+/// `tokenizer.ggml.tokens[3]`, `metadata_props.api_key`, `graph.doc_string` or
+/// `graph.node[2].doc_string`; `value` holds the string's bytes (JSON escapes decoded for
+/// safetensors, raw bytes otherwise) and `offset` is the byte offset of the value in the file (for
+/// a JSON string, the byte after its opening quote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaString {
+    /// Where the string sits in the file's metadata, as a dotted path.
+    pub key: String,
+    /// The string's bytes.
+    pub value: Vec<u8>,
+    /// Byte offset of the value in the file.
+    pub offset: usize,
+}
+
+pub(super) fn le_u64(data: &[u8], at: usize) -> Option<u64> {
+    let bytes = data.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+pub(super) fn le_u32(data: &[u8], at: usize) -> Option<u32> {
+    let bytes = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
+}
