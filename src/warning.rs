@@ -2,9 +2,10 @@
 //!
 //! Contract: the library never prints. Every stage reports a problem with one input as a
 //! [`Warning`] to [`Diagnostics`], which counts it and hands it to the sink the caller
-//! installed (the binary prints it, redacted and escaped); the scan goes on. Warnings of kind
-//! [`WarningKind::MissingInput`] are errors of the run: the exit code becomes 2 after the
-//! report is written, so a typo in a path never turns a gate green.
+//! installed (the binary prints it, redacted and escaped); the scan goes on. Warnings that
+//! mean something was not read ([`WarningKind::is_error`]: a missing path, an unreadable file,
+//! a corrupt object) are errors of the run: the exit code becomes 2 after the report is
+//! written, so a typo or a broken repository never turns a gate green.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +16,8 @@ pub enum WarningKind {
     /// A path given on the command line does not exist or cannot be opened (an error of the
     /// run: exit code 2).
     MissingInput,
-    /// A file or object that exists could not be read.
+    /// A file or object that exists could not be read, or is corrupt (an error of the run:
+    /// exit code 2, since what was not read was not found clean).
     Unreadable,
     /// Skipped: larger than the size limit.
     TooLarge,
@@ -25,7 +27,7 @@ pub enum WarningKind {
     Malformed,
     /// A decoding limit was reached (depth, bytes, entries, compression ratio).
     Limit,
-    /// Git history: missing or corrupt objects, shallow boundaries, submodules, refs.
+    /// Git history facts: shallow boundaries, submodules.
     History,
     /// A rule could not be used (a regex over a size limit, a rule file problem).
     Rule,
@@ -33,6 +35,13 @@ pub enum WarningKind {
     Baseline,
     /// The file walk (symlink loops, unreadable directories).
     Walk,
+}
+
+impl WarningKind {
+    /// Whether the warning means part of the input was not read: the run then exits 2.
+    pub fn is_error(self) -> bool {
+        matches!(self, WarningKind::MissingInput | WarningKind::Unreadable)
+    }
 }
 
 /// A problem with one input; the scan went on.
@@ -137,7 +146,7 @@ impl Diagnostics {
     /// Reports a problem; the scan goes on.
     pub fn warn(&self, warning: Warning) {
         self.warnings.fetch_add(1, Ordering::Relaxed);
-        if warning.kind == WarningKind::MissingInput {
+        if warning.kind.is_error() {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         (self.sink)(&warning);

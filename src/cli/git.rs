@@ -143,11 +143,16 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         "blobs",
         &ui,
     )?;
+    // SARIF locations are relative to the (first) repository's work tree.
+    let root_uri = (args.repos.len() == 1)
+        .then(|| root.as_deref().and_then(|r| std::fs::canonicalize(r).ok()))
+        .flatten()
+        .map(|p| super::scan::file_uri(&p));
     let code = job::finish(
         &args.report,
         args.scan.quiet,
         &scanned,
-        None,
+        root_uri,
         "blobs",
         ui.as_ref(),
     )?;

@@ -85,9 +85,9 @@ pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
         .as_deref()
         .map(super::parse_size)
         .transpose()
-        .map_err(|e| {
+        .map_err(|_| {
             anyhow::anyhow!(
-                "{}: [limits] max_file_size: {e}",
+                "{}: [limits] max_file_size: not a size (digits with an optional K, M or G)",
                 config
                     .path
                     .as_ref()

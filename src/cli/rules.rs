@@ -54,7 +54,9 @@ fn list(as_json: bool) -> Result<ExitCode> {
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &v)?;
+        // Serialised first: a closed pipe is then an `io::Error` the caller ignores.
+        let text = serde_json::to_vec_pretty(&v)?;
+        out.write_all(&text)?;
         writeln!(out)?;
     } else {
         writeln!(

@@ -91,7 +91,7 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     )
 }
 
-fn file_uri(path: &Path) -> String {
+pub(crate) fn file_uri(path: &Path) -> String {
     let s = report::uri_encode(&path.to_string_lossy());
     format!("file://{}{}", s, if s.ends_with('/') { "" } else { "/" })
 }

@@ -278,10 +278,15 @@ impl Baseline {
                 unquoted_reason(&e.to_string())
             )
         })?;
-        for e in &b.entries {
+        for (i, e) in b.entries.iter().enumerate() {
             if let Some(d) = &e.expires {
-                parse_day(d)
-                    .map_err(|m| anyhow!("{}: entry {}: {m}", path.display(), e.fingerprint))?;
+                parse_day(d).map_err(|_| {
+                    anyhow!(
+                        "{}: entry {}: `expires` is not a date (YYYY-MM-DD)",
+                        path.display(),
+                        i + 1
+                    )
+                })?;
             }
         }
         Ok(b)

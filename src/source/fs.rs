@@ -158,6 +158,19 @@ fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
     });
 }
 
+/// Whether an I/O error is "too many levels of symbolic links" (ELOOP).
+fn is_link_loop(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
 /// A walk error as a warning: the path it concerns, the reason without the path repeated.
 fn walk_warning(err: &ignore::Error, strip: Option<&Path>) -> Warning {
     let mut path = String::new();
@@ -179,7 +192,14 @@ fn walk_warning(err: &ignore::Error, strip: Option<&Path>) -> Warning {
                 )
             }
             ignore::Error::Io(io) => {
-                return Warning::new(WarningKind::Unreadable, path, io_reason(io))
+                // A dangling link or a cycle of links is the shape of the tree, not a file
+                // that could not be read.
+                let kind = if io.kind() == io::ErrorKind::NotFound || is_link_loop(io) {
+                    WarningKind::Walk
+                } else {
+                    WarningKind::Unreadable
+                };
+                return Warning::new(kind, path, io_reason(io));
             }
             other => return Warning::new(WarningKind::Walk, path, other),
         }

@@ -57,11 +57,19 @@ pub struct History {
 
 /// Warnings about history, by the path or object they concern.
 trait WarnAt {
+    /// Something that should be there could not be read (a missing or corrupt object, a
+    /// broken ref): the scan is incomplete, an error of the run.
     fn warn_at(&self, what: &str, message: impl std::fmt::Display);
+    /// A fact about the history (a shallow boundary, a submodule): the scan is complete.
+    fn note_at(&self, what: &str, message: impl std::fmt::Display);
 }
 
 impl WarnAt for Diagnostics {
     fn warn_at(&self, what: &str, message: impl std::fmt::Display) {
+        self.warn(Warning::new(WarningKind::Unreadable, what, message));
+    }
+
+    fn note_at(&self, what: &str, message: impl std::fmt::Display) {
         self.warn(Warning::new(WarningKind::History, what, message));
     }
 }
@@ -260,7 +268,7 @@ impl<'r> Walker<'r> {
                 self.introduce(oid, prefix.as_bstr(), commit);
             } else if mode.is_commit() && self.submodules_noted.insert(prefix.clone()) {
                 self.diag
-                    .warn_at(&show(prefix.as_bstr()), "submodule noted, not followed");
+                    .note_at(&show(prefix.as_bstr()), "submodule noted, not followed");
             }
             prefix.truncate(len);
         }
@@ -269,7 +277,7 @@ impl<'r> Walker<'r> {
 
 fn show(path: &BStr) -> String {
     if path.is_empty() {
-        "/".to_string()
+        "(root tree)".to_string()
     } else {
         path.to_str_lossy().into_owned()
     }
@@ -325,7 +333,7 @@ pub fn walk_history(
     diag: &Diagnostics,
 ) -> Result<History, SourceError> {
     if repo.is_shallow().unwrap_or(false) {
-        diag.warn_at(
+        diag.note_at(
             &repo.path().display().to_string(),
             "shallow clone: history before the shallow boundary is not there to scan",
         );
