@@ -56,8 +56,8 @@ fn main() -> ExitCode {
 struct Terminal {
     started: Instant,
     is_terminal: bool,
-    /// Serialises lines from several threads.
-    lock: Mutex<()>,
+    /// Serialises lines from several threads; true while a progress line is on screen.
+    lock: Mutex<bool>,
     /// The built-in rules, to redact secrets in messages (built on first use).
     redactor: OnceLock<Option<Scanner>>,
 }
@@ -67,7 +67,7 @@ impl Terminal {
         Terminal {
             started: Instant::now(),
             is_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            lock: Mutex::new(()),
+            lock: Mutex::new(false),
             redactor: OnceLock::new(),
         }
     }
@@ -75,9 +75,12 @@ impl Terminal {
     /// Writes one message (possibly several lines of our own text), made safe.
     fn line(&self, text: &str) {
         let safe = self.safe(text);
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut progress_shown = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{safe}");
+        // A warning replaces the progress line; the next redraw puts it back below.
+        let clear = if *progress_shown { "\r\x1b[2K" } else { "" };
+        *progress_shown = false;
+        let _ = writeln!(err, "{clear}{safe}");
     }
 
     /// Redacts secrets, escapes control characters (newlines of our own multi-line notices
@@ -147,12 +150,16 @@ impl Ui for Terminal {
     }
 
     fn progress(&self, progress: Option<Progress>, unit: &str) {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut progress_shown = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut err = std::io::stderr().lock();
         let Some(p) = progress else {
-            let _ = write!(err, "\r\x1b[2K");
+            if *progress_shown {
+                let _ = write!(err, "\r\x1b[2K");
+            }
+            *progress_shown = false;
             return;
         };
+        *progress_shown = true;
         let secs = self.started.elapsed().as_secs_f64();
         let mb = p.bytes as f64 / 1e6;
         let count = if p.total > 0 {

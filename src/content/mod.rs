@@ -156,7 +156,12 @@ pub fn claims(data: &[u8]) -> bool {
 /// A safetensors start: a little-endian header length below 4 GiB, then `{`. (Text whose
 /// ninth byte is `{` has ASCII in the length bytes, far above that.)
 fn safetensors_prefix(data: &[u8]) -> bool {
-    data.len() > 9 && data[4..8] == [0, 0, 0, 0] && data[8] == b'{'
+    // The header is a JSON object whose first key is quoted: `{"` (a gettext `.mo` file with
+    // 123 strings has `{` there too, followed by NULs).
+    data.len() > 9
+        && data[4..8] == [0, 0, 0, 0]
+        && data[8] == b'{'
+        && matches!(data[9], b'"' | b'}' | b' ' | b'\n' | b'\r' | b'\t')
 }
 
 /// A safetensors file whose header length points past its end: claimed, so that it is
@@ -594,6 +599,20 @@ mod tests {
         placed[0].position = Some(position_of(card, at, at + 6));
         annotate_front_matter(card, &mut placed);
         assert_eq!(placed[0].extra.key.as_deref(), Some("widget.token"));
+    }
+
+    #[test]
+    fn a_gettext_catalogue_is_not_a_truncated_safetensors_file() {
+        // .mo magic, revision 0, 123 strings (`{` at byte 8), then offsets.
+        let mut mo = vec![
+            0xde, 0x12, 0x04, 0x95, 0, 0, 0, 0, b'{', 0, 0, 0, 28, 0, 0, 0,
+        ];
+        mo.extend_from_slice(&[0u8; 64]);
+        assert!(!truncated_safetensors(&mo));
+        assert!(!claims(&mo));
+        let mut st = (4096u64).to_le_bytes().to_vec();
+        st.extend_from_slice(br#"{"__metadata__":{"#);
+        assert!(truncated_safetensors(&st));
     }
 
     #[test]
