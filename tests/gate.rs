@@ -12,16 +12,7 @@ use serde_json::Value;
 
 use crate::util::{git_cmd, stderr, stdout, trawl, Fake, Tree, BIN};
 
-/// Runs git in `dir`; fails the test when git fails. Returns trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = git_cmd(dir, args, &[]);
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use crate::util::git_ok as git;
 
 /// A new repository (branch `main`) in `dir`.
 fn init(dir: &Path) {

@@ -7,15 +7,7 @@ use serde_json::Value;
 
 use crate::util::{git_cmd, stderr, trawl, Fake, Tree};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = git_cmd(dir, args, &[]);
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use crate::util::git_ok as git;
 
 fn secrets(o: &std::process::Output) -> Vec<String> {
     let v: Value =

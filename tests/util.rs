@@ -186,3 +186,14 @@ pub fn git_cmd(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process:
         .output()
         .expect("git runs")
 }
+
+/// Runs git in `dir`; fails the test when git fails. Returns trimmed stdout.
+pub fn git_ok(dir: &Path, args: &[&str]) -> String {
+    let o = git_cmd(dir, args, &[]);
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}

@@ -291,6 +291,69 @@ mod tests {
         assert!(!e.matches("src/app.js"));
     }
 
+    /// A source of fixed blobs, each seen at the given paths.
+    struct Fixed(Vec<(&'static str, Vec<u8>)>);
+
+    impl Source for Fixed {
+        fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError> {
+            let mut lane = sink.lane();
+            for (path, data) in &self.0 {
+                lane.blob(Blob { data, id: None }, path, &|| {
+                    vec![Provenance::File {
+                        path: path.to_string(),
+                    }]
+                });
+            }
+            Ok(())
+        }
+    }
+
+    fn run(blobs: Vec<(&'static str, Vec<u8>)>) -> (Vec<Finding>, u64, usize) {
+        let scanner = Scanner::new(crate::rules::RuleSet::builtin().unwrap()).unwrap();
+        let diag = Diagnostics::default();
+        let options = Options {
+            limits: Limits::default(),
+            threads: 1,
+            exclude: Vec::new(),
+        };
+        let pipeline = Pipeline::new(&scanner, options, &diag).unwrap();
+        pipeline.run(&mut Fixed(blobs)).unwrap();
+        let findings = pipeline.finish();
+        let scanned = diag.blobs.load(std::sync::atomic::Ordering::Relaxed);
+        (findings, scanned, diag.warnings())
+    }
+
+    #[test]
+    fn identical_content_is_scanned_once_and_found_at_every_place() {
+        let token = ["hf_", "qSJhvEUUXWVjoguVwaSlIgiRMISfqglXvQ"].concat();
+        let text = format!("HF_TOKEN={token}\n").into_bytes();
+        let (findings, scanned, warnings) = run(vec![
+            ("a.env", text.clone()),
+            ("b.env", text),
+            ("c.txt", b"clean\n".to_vec()),
+        ]);
+        assert_eq!(scanned, 2, "a.env and b.env share one scan");
+        assert_eq!(warnings, 0);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].rule.id, "huggingface.user-token");
+        let paths: Vec<&str> = findings[0]
+            .locations
+            .iter()
+            .map(|l| l.provenance.path())
+            .collect();
+        assert_eq!(paths, ["a.env", "b.env"]);
+    }
+
+    #[test]
+    fn binary_content_no_decoder_claims_is_skipped() {
+        let token = ["hf_", "qSJhvEUUXWVjoguVwaSlIgiRMISfqglXvQ"].concat();
+        let mut data = vec![0u8, 1, 2];
+        data.extend_from_slice(format!("HF_TOKEN={token}\n").as_bytes());
+        let (findings, scanned, _) = run(vec![("blob.bin", data)]);
+        assert!(findings.is_empty());
+        assert_eq!(scanned, 0);
+    }
+
     #[test]
     fn lines_of_offsets() {
         assert_eq!(line_at(b"ab\ncd\nef", 4), b"cd");
