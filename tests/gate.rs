@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::util::{git_cmd, stderr, stdout, trawl, Fake, Tree, BIN};
+use crate::util::{stderr, stdout, trawl, Fake, Tree, BIN};
 
 use crate::util::git_ok as git;
 

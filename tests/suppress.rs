@@ -1,13 +1,10 @@
 //! Suppressions: baselines that survive history rewrites, expiry and stale entries, inline
 //! `trawl:allow`, and `trawl.toml` (allowlists, disabled rules, limits, errors).
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::util::{git_cmd, stderr, trawl, Fake, Tree};
-
 use crate::util::git_ok as git;
+use crate::util::{stderr, trawl, Fake, Tree};
 
 fn secrets(o: &std::process::Output) -> Vec<String> {
     let v: Value =
