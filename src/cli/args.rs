@@ -149,6 +149,7 @@ pub struct GitOpts {
 
 impl GitOpts {
     /// Whether any flag is set (for `baseline create`, where they need `--git`).
+    #[cfg(feature = "git")]
     pub fn any(&self) -> bool {
         self.staged
             || self.range.is_some()

@@ -9,7 +9,7 @@
 //! Nothing here prints: warnings go to [`Diagnostics`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -77,7 +77,8 @@ pub struct Pipeline<'s> {
     limits: Limits,
     threads: usize,
     exclude: Exclude,
-    pool: rayon::ThreadPool,
+    /// Built on first use: pre-commit runs (staged changes, files) never need it.
+    pool: OnceLock<Option<rayon::ThreadPool>>,
     diag: &'s Diagnostics,
     /// Results of content already scanned, by blob id (`None`: nothing found).
     seen: Mutex<HashMap<BlobId, Option<Arc<Vec<Placed>>>>>,
@@ -92,11 +93,6 @@ impl<'s> Pipeline<'s> {
         diag: &'s Diagnostics,
     ) -> Result<Pipeline<'s>, PipelineError> {
         let threads = options.threads.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("trawl-{i}"))
-            .build()
-            .map_err(|e| PipelineError::Threads(e.to_string()))?;
         let exclude =
             Exclude::new(&options.exclude).map_err(|e| PipelineError::Exclude(e.to_string()))?;
         Ok(Pipeline {
@@ -104,7 +100,7 @@ impl<'s> Pipeline<'s> {
             limits: options.limits,
             threads,
             exclude,
-            pool,
+            pool: OnceLock::new(),
             diag,
             seen: Mutex::new(HashMap::new()),
             findings: Mutex::new(FindingSet::default()),
@@ -187,9 +183,6 @@ impl<'s> Pipeline<'s> {
 /// Why a pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The thread pool could not start.
-    #[error("cannot start worker threads: {0}")]
-    Threads(String),
     /// An `--exclude` glob does not parse.
     #[error("bad --exclude glob: {0}")]
     Exclude(String),
@@ -270,7 +263,19 @@ impl Sink for Pipeline<'_> {
     }
 
     fn install(&self, job: &mut (dyn FnMut() + Send)) {
-        self.pool.install(job);
+        let pool = self.pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(self.threads)
+                .thread_name(|i| format!("trawl-{i}"))
+                .build()
+                .ok()
+        });
+        match pool {
+            Some(pool) => pool.install(job),
+            // No threads could be started: the job runs on this one (its own parallel
+            // iterators then use rayon's global pool, or run inline).
+            None => job(),
+        }
     }
 }
 
