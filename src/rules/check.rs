@@ -1,6 +1,9 @@
 //! Rule checks: every example must be reported and every negative example must not, through
 //! the full scanner (keywords, windows, regex, entropy, validators, placeholders, allowlists,
 //! and the overlap resolution between rules).
+//!
+//! This module reaches forward to [`crate::scan`], a later stage: a rule's examples mean
+//! something only through the scanner that will run it, not through its regex alone.
 
 use crate::rules::Rule;
 use crate::scan::Scanner;
