@@ -1178,3 +1178,33 @@ fn completions_man_and_version_work() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("trawl "), "{}", stdout(&o));
 }
+
+/// `--redact N` keeps N leading characters (never more than a quarter of the secret), in
+/// every format, and the text report shows a short fingerprint to tell secrets apart.
+#[test]
+fn redact_keeps_the_asked_prefix_and_text_shows_a_short_fingerprint() {
+    let t = Tree::new();
+    let token = Fake::new(77).hf_token();
+    t.write("a.env", format!("HF_TOKEN={token}\n"));
+    let dir = t.path().to_str().unwrap();
+    for (n, kept) in [("0", 0usize), ("6", 6), ("99", token.len() / 4)] {
+        for format in ["text", "json", "sarif"] {
+            let o = trawl(["scan", dir, "--redact", n, "-f", format, "--color", "never"]);
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            let out = stdout(&o);
+            let shown = format!("{}*****", &token[..kept]);
+            assert!(out.contains(&shown), "--redact {n} -f {format}: {out}");
+            let longer = &token[..kept.max(3) + 1];
+            assert!(!out.contains(longer), "--redact {n} -f {format}: {out}");
+        }
+    }
+    let o = trawl(["scan", dir, "--color", "never"]);
+    let json = trawl(["scan", dir, "-f", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let fp = v["findings"][0]["fingerprint"].as_str().unwrap();
+    assert!(
+        stdout(&o).contains(&format!("[{}]", &fp[..8])),
+        "{}",
+        stdout(&o)
+    );
+}
