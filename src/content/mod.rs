@@ -282,7 +282,7 @@ impl Context<'_, '_, '_> {
         if model::is_safetensors(data) || truncated_safetensors(data) {
             match model::safetensors_strings(data, MAX_MODEL_HEADER) {
                 Ok(strings) => self.scan_meta(&strings, member),
-                Err(e) => self.warn(member, format!("safetensors header: {e}")),
+                Err(e) => self.warn(member, e),
             }
             return;
         }
