@@ -87,23 +87,11 @@ impl Terminal {
     /// excepted) and cuts the text short.
     fn safe(&self, text: &str) -> String {
         let redacted = self.redact(text);
-        let mut out = String::with_capacity(redacted.len());
-        for c in redacted.chars() {
-            if out.len() >= MAX_LINE {
-                out.push_str(" …");
-                break;
-            }
-            match c {
-                '\n' => out.push('\n'),
-                c if c.is_control() || ('\u{80}'..='\u{9f}').contains(&c) => {
-                    out.extend(c.escape_default())
-                }
-                // Bidirectional overrides can disguise a path.
-                '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => out.extend(c.escape_unicode()),
-                c => out.push(c),
-            }
+        let escaped = trawl::report::escape_control(&redacted, &['\n']);
+        match escaped.char_indices().nth(MAX_LINE) {
+            Some((cut, _)) => format!("{} …", &escaped[..cut]),
+            None => escaped.into_owned(),
         }
-        out
     }
 
     fn redact(&self, text: &str) -> String {

@@ -135,6 +135,28 @@ fn redact_ranges(text: &[u8], ranges: &[Range<usize>], keep: usize) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Text for a human's terminal: control characters (C0 but `keep`, DEL, C1) and bidirectional
+/// overrides are written as escapes, so a file name, snippet or commit author can never clear
+/// the screen, set a title, hide text or disguise a path. JSON and SARIF escape on their own.
+pub fn escape_control<'t>(text: &'t str, keep: &[char]) -> std::borrow::Cow<'t, str> {
+    let needs = |c: char| {
+        (c.is_control() && !keep.contains(&c))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `n` with the singular or plural noun: `1 finding`, `2 findings`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -158,6 +180,14 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("plain é 😀", &[]), "plain é 😀");
+        assert_eq!(escape_control("a\x1b[2Jb", &[]), "a\\u{1b}[2Jb");
+        assert_eq!(escape_control("x\u{202e}y", &[]), "x\\u{202e}y");
+        assert_eq!(escape_control("l1\nl2\u{9b}", &['\n']), "l1\nl2\\u{9b}");
+    }
 
     #[test]
     fn redaction_hides_all_secret_ranges() {

@@ -2,19 +2,26 @@
 
 use std::io::{self, Write};
 
-use super::ReportContext;
+use super::{escape_control, ReportContext};
 use crate::findings::Finding;
 use crate::rules::Severity;
 
 /// Locations printed per finding before "and N more".
 const MAX_LOCATIONS: usize = 10;
 
+/// Escaped for the terminal (see [`escape_control`]), then coloured when asked.
 fn paint(ctx: &ReportContext, code: &str, s: &str) -> String {
+    let s = escape_control(s, &[]);
     if ctx.color {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
-        s.to_string()
+        s.into_owned()
     }
+}
+
+/// Escaped for the terminal, not coloured.
+fn plain(s: &str) -> String {
+    escape_control(s, &[]).into_owned()
 }
 
 fn severity_colour(s: Severity) -> &'static str {
@@ -42,7 +49,7 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                 &format!("{:<8}", sev.as_str().to_uppercase())
             ),
             paint(ctx, "1", &rule.id),
-            rule.name,
+            plain(&rule.name),
         )?;
         // A short fingerprint tells two redacted secrets apart.
         let short_fp = &f.fingerprint[..f.fingerprint.len().min(8)];
@@ -81,7 +88,7 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                 facts.push(m.clone());
             }
             if !facts.is_empty() {
-                writeln!(out, "            {}", facts.join(", "))?;
+                writeln!(out, "            {}", plain(&facts.join(", ")))?;
             }
             if let Some(c) = loc.provenance.commit() {
                 let short = &c.id[..c.id.len().min(12)];
@@ -89,9 +96,9 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                     out,
                     "            in commit {} by {} <{}> on {}",
                     paint(ctx, "33", short),
-                    c.author,
-                    c.email,
-                    c.date
+                    plain(&c.author),
+                    plain(&c.email),
+                    plain(&c.date)
                 )?;
             }
         }
