@@ -225,30 +225,48 @@ impl<'r> Walker<'r> {
         }
     }
 
-    /// Records the blobs of tree `new` that no parent tree has at the same path.
-    fn diff(
-        &mut self,
-        new: ObjectId,
-        parents: &[ObjectId],
-        prefix: &mut BString,
-        commit: &Arc<CommitMeta>,
-    ) {
-        let Some(entries) = self.read_tree(new, prefix.as_bstr()) else {
-            return;
-        };
-        let olds: Vec<HashMap<BString, (EntryMode, ObjectId)>> = parents
+    /// A tree's entries with its parent trees' entries by name, for [`Walker::diff`];
+    /// `None` (with a warning) when the tree cannot be read.
+    fn frame(&mut self, new: ObjectId, parents: &[ObjectId], prefix: &BStr) -> Option<Frame> {
+        let entries = self.read_tree(new, prefix)?;
+        let olds = parents
             .iter()
             .map(|&p| {
-                self.read_tree(p, prefix.as_bstr())
+                self.read_tree(p, prefix)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(n, m, o)| (n, (m, o)))
                     .collect()
             })
             .collect();
-        for (name, mode, oid) in entries {
-            let in_parents: Vec<(EntryMode, ObjectId)> =
-                olds.iter().filter_map(|o| o.get(&name).copied()).collect();
+        Some(Frame {
+            entries: entries.into_iter(),
+            olds,
+            prefix_len: 0,
+        })
+    }
+
+    /// Records the blobs of tree `new` that no parent tree has at the same path, in the
+    /// order a recursive walk meets them. Iterative, on an explicit stack of trees: a
+    /// repository's nesting never reaches the thread's stack; trees nested deeper than
+    /// [`MAX_TREE_DEPTH`] (git's own limit) are a warning and are not read.
+    fn diff(&mut self, new: ObjectId, parents: &[ObjectId], commit: &Arc<CommitMeta>) {
+        let mut prefix = BString::default();
+        let Some(root) = self.frame(new, parents, prefix.as_bstr()) else {
+            return;
+        };
+        let mut stack = vec![root];
+        while let Some(top) = stack.last_mut() {
+            let Some((name, mode, oid)) = top.entries.next() else {
+                let done = stack.pop();
+                prefix.truncate(done.map_or(0, |f| f.prefix_len));
+                continue;
+            };
+            let in_parents: Vec<(EntryMode, ObjectId)> = top
+                .olds
+                .iter()
+                .filter_map(|o| o.get(&name).copied())
+                .collect();
             if in_parents.iter().any(|&(_, o)| o == oid) {
                 continue; // unchanged relative to some parent
             }
@@ -258,12 +276,24 @@ impl<'r> Walker<'r> {
             }
             prefix.push_str(&name);
             if mode.is_tree() {
-                let sub: Vec<ObjectId> = in_parents
-                    .iter()
-                    .filter(|(m, _)| m.is_tree())
-                    .map(|&(_, o)| o)
-                    .collect();
-                self.diff(oid, &sub, prefix, commit);
+                if stack.len() >= MAX_TREE_DEPTH {
+                    self.diag.warn(Warning::new(
+                        WarningKind::Limit,
+                        commit.id.clone(),
+                        format!("tree nested deeper than {MAX_TREE_DEPTH} directories (git's limit): the deeper part is not read"),
+                    ));
+                } else {
+                    let sub: Vec<ObjectId> = in_parents
+                        .iter()
+                        .filter(|(m, _)| m.is_tree())
+                        .map(|&(_, o)| o)
+                        .collect();
+                    if let Some(mut frame) = self.frame(oid, &sub, prefix.as_bstr()) {
+                        frame.prefix_len = len;
+                        stack.push(frame);
+                        continue; // the prefix is cut back when the frame is done
+                    }
+                }
             } else if mode.is_blob_or_symlink() {
                 self.introduce(oid, prefix.as_bstr(), commit);
             } else if mode.is_commit() && self.submodules_noted.insert(prefix.clone()) {
@@ -273,6 +303,18 @@ impl<'r> Walker<'r> {
             prefix.truncate(len);
         }
     }
+}
+
+/// Directory nesting read in a commit's tree: git's default `core.maxTreeDepth`, past which
+/// git itself refuses a tree.
+const MAX_TREE_DEPTH: usize = 4096;
+
+/// One tree being compared in [`Walker::diff`]: its entries still to visit, its parents'
+/// entries by name, and the prefix length to restore when it is done.
+struct Frame {
+    entries: std::vec::IntoIter<(BString, EntryMode, ObjectId)>,
+    olds: Vec<HashMap<BString, (EntryMode, ObjectId)>>,
+    prefix_len: usize,
 }
 
 fn show(path: &BStr) -> String {
@@ -388,8 +430,7 @@ pub fn walk_history(
             }
         }
         let meta = Arc::new(meta);
-        let mut prefix = BString::default();
-        walker.diff(tree, &parent_trees, &mut prefix, &meta);
+        walker.diff(tree, &parent_trees, &meta);
     }
     let mut history = walker.history;
     if opts.all_objects {
@@ -506,16 +547,23 @@ pub fn staged_changes(
     let mut head: HashMap<BString, ObjectId> = HashMap::new();
     if let Ok(tree) = repo.head_tree_id() {
         let mut walker = Walker::new(repo, diag);
-        let mut stack = vec![(tree.detach(), BString::default())];
-        while let Some((t, prefix)) = stack.pop() {
+        // An explicit stack, as in `Walker::diff`, with the same depth limit.
+        let mut stack = vec![(tree.detach(), BString::default(), 0usize)];
+        while let Some((t, prefix, depth)) = stack.pop() {
             for (name, mode, oid) in walker.read_tree(t, prefix.as_bstr()).unwrap_or_default() {
                 let mut path = prefix.clone();
                 if !path.is_empty() {
                     path.push(b'/');
                 }
                 path.push_str(&name);
-                if mode.is_tree() {
-                    stack.push((oid, path));
+                if mode.is_tree() && depth + 1 >= MAX_TREE_DEPTH {
+                    diag.warn(Warning::new(
+                        WarningKind::Limit,
+                        "HEAD",
+                        format!("tree nested deeper than {MAX_TREE_DEPTH} directories (git's limit): the deeper part is not compared"),
+                    ));
+                } else if mode.is_tree() {
+                    stack.push((oid, path, depth + 1));
                 } else if mode.is_blob_or_symlink() {
                     head.insert(path, oid);
                 }

@@ -1,0 +1,72 @@
+//! Hostile nesting and unreadable repositories (issue 9): trees and archives nested deeper
+//! than any stack, a corrupt pack index, files tracked in spite of an ignore rule. The run
+//! ends normally with a warning, still reports what it could read, and never reports clean
+//! when something was not read.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{git_ok, stderr, stdout, trawl, Fake, Tree};
+
+/// The run ended by itself (no stack overflow abort, no other signal) with `code`.
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.signal(), None, "killed by a signal: {}", stderr(o));
+    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
+}
+
+/// Runs `git fast-import` in `dir` on `stream`.
+fn fast_import(dir: &Path, stream: &[u8]) {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("git fast-import runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream)
+        .expect("stream written");
+    assert!(child.wait().expect("fast-import ends").success());
+}
+
+#[test]
+fn tree_nested_30000_directories_deep_is_a_warning_not_a_stack_overflow() {
+    let t = Tree::new();
+    git_ok(t.path(), &["init", "-q", "-b", "main"]);
+    let token = Fake::new(91).github_token("ghp_");
+    let top = format!("GITHUB_TOKEN={token}\n");
+    let deep = format!("{}/secret.txt", vec!["d"; 30_000].join("/"));
+    // One commit, built without a checkout: git refuses to check out such a tree.
+    let mut stream = b"commit refs/heads/main\n\
+        committer Dev <dev@example.invalid> 1700000000 +0000\n\
+        data 4\ndeep\n"
+        .to_vec();
+    for (path, data) in [(deep.as_str(), "deep\n"), ("top.env", top.as_str())] {
+        stream.extend_from_slice(
+            format!("M 100644 inline {path}\ndata {}\n{data}", data.len()).as_bytes(),
+        );
+    }
+    stream.push(b'\n');
+    fast_import(t.path(), &stream);
+
+    let o = trawl([
+        "git".as_ref(),
+        "--no-progress".as_ref(),
+        t.path().as_os_str(),
+    ]);
+    assert_exit(&o, 1);
+    assert!(stdout(&o).contains("top.env"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("nested deeper than 4096 directories"),
+        "{}",
+        stderr(&o)
+    );
+}
