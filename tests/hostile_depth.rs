@@ -70,3 +70,37 @@ fn tree_nested_30000_directories_deep_is_a_warning_not_a_stack_overflow() {
         stderr(&o)
     );
 }
+
+#[test]
+fn gzip_nested_5000_layers_under_a_raised_archive_depth_is_a_warning() {
+    let t = Tree::new();
+    let mut f = Fake::new(92);
+    // A repository's own trawl.toml raises the depth: the cap holds anyway.
+    t.write("trawl.toml", "[limits]\narchive_depth = 100000\n");
+    t.write("top.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import gzip, sys\n\
+             d = b'x\\n'\n\
+             for _ in range(5000): d = gzip.compress(d, compresslevel=0, mtime=0)\n\
+             open(sys.argv[1], 'wb').write(d)\n",
+        )
+        .arg(t.path().join("deep.gz"))
+        .status()
+        .expect("python3 runs");
+    assert!(made.success());
+
+    let o = trawl([
+        "scan".as_ref(),
+        "--no-progress".as_ref(),
+        t.path().as_os_str(),
+    ]);
+    assert_exit(&o, 1);
+    assert!(stdout(&o).contains("top.env"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("archive nested deeper than 32 levels"),
+        "{}",
+        stderr(&o)
+    );
+}

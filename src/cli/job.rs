@@ -76,7 +76,17 @@ pub fn build_scanner(
     Scanner::new(rules)
 }
 
-/// Limits from flags, else from `[limits]` of the configuration, else the defaults.
+/// The deepest archive nesting opened, whatever a flag or a configuration asks: decoding
+/// recurses once per level, and a scanned repository's `trawl.toml` must not be able to
+/// exhaust a thread's stack.
+pub const MAX_ARCHIVE_DEPTH: usize = 32;
+
+/// The largest file-size limit a flag or a configuration can set (a file under it may be
+/// read into memory whole).
+pub const MAX_FILE_SIZE_CAP: u64 = 4 << 30;
+
+/// Limits from flags, else from `[limits]` of the configuration, else the defaults; higher
+/// values are clamped to [`MAX_ARCHIVE_DEPTH`] and [`MAX_FILE_SIZE_CAP`].
 pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
     let from_config = config
         .file
@@ -98,11 +108,13 @@ pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
         max_depth: opts
             .archive_depth
             .or(config.file.limits.archive_depth)
-            .unwrap_or(Limits::default().max_depth),
+            .unwrap_or(Limits::default().max_depth)
+            .min(MAX_ARCHIVE_DEPTH),
         max_member_bytes: opts
             .max_file_size
             .or(from_config)
-            .unwrap_or(DEFAULT_MAX_FILE_SIZE),
+            .unwrap_or(DEFAULT_MAX_FILE_SIZE)
+            .min(MAX_FILE_SIZE_CAP),
         ..Limits::default()
     })
 }
