@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use super::args::{ColorChoice, ReportOpts, ScanOpts};
 use super::Ui;
-use crate::content::Limits;
+use crate::content::{Limits, MAX_ARCHIVE_DEPTH};
 use crate::findings::suppress::{check_rule_ids, Baseline, Config, GitleaksIgnore, Suppressions};
 use crate::findings::Finding;
 use crate::pipeline::{self, Pipeline};
@@ -75,11 +75,6 @@ pub fn build_scanner(
         .retain(|r| !disabled.contains(r.id()) && (enabled.is_empty() || enabled.contains(r.id())));
     Scanner::new(rules)
 }
-
-/// The deepest archive nesting opened, whatever a flag or a configuration asks: decoding
-/// recurses once per level, and a scanned repository's `trawl.toml` must not be able to
-/// exhaust a thread's stack.
-pub const MAX_ARCHIVE_DEPTH: usize = 32;
 
 /// The largest file-size limit a flag or a configuration can set (a file under it may be
 /// read into memory whole).

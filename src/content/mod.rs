@@ -20,10 +20,15 @@ use crate::scan::Worker;
 use crate::source::looks_binary;
 use crate::warning::WarningKind;
 
+/// The deepest archive nesting ever opened, whatever [`Limits::max_depth`] says: decoding
+/// recurses once per level (a few KiB of stack each), and the limits may come from a scanned
+/// repository's configuration.
+pub const MAX_ARCHIVE_DEPTH: usize = 32;
+
 /// Limits for decoding one top-level blob and everything nested in it.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Archive nesting depth (a zip in a zip is depth 2).
+    /// Archive nesting depth (a zip in a zip is depth 2), at most [`MAX_ARCHIVE_DEPTH`].
     pub max_depth: usize,
     /// Decoded bytes in all, across all members: this many, or 8 times the blob's own size
     /// when that is larger (a large archive may hold much; a small one may not).
@@ -252,13 +257,11 @@ impl Context<'_, '_, '_> {
     pub(crate) fn decode(&mut self, data: &[u8], member: Option<&str>, depth: usize) {
         #[cfg(feature = "archive")]
         if archive::is_archive(data) {
-            if depth >= self.budget.limits.max_depth {
+            let max_depth = self.budget.limits.max_depth.min(MAX_ARCHIVE_DEPTH);
+            if depth >= max_depth {
                 self.limit(
                     member,
-                    format!(
-                        "archive nested deeper than {} levels: not opened",
-                        self.budget.limits.max_depth
-                    ),
+                    format!("archive nested deeper than {max_depth} levels: not opened"),
                 );
                 return;
             }
