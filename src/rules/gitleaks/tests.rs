@@ -639,3 +639,55 @@ regexes = ['''(?={secret})''']
         .iter()
         .any(|w| w.line == Some(4) && w.rule.is_none() && w.kind.is_problem()));
 }
+
+#[test]
+fn regexes_over_re2_limits_are_skipped_as_unconvertible() {
+    // Go's regexp (gitleaks) refuses these too; the rule is named, the regex never quoted.
+    let text = r#"
+[[rules]]
+id = "nested-repeat"
+regex = '''((a{50}){50}){50}'''
+keywords = ["aa"]
+
+[[rules]]
+id = "big-count"
+regex = '''tok_[a-z]{1001}'''
+keywords = ["tok_"]
+
+[[rules]]
+id = "fine"
+regex = '''tok_[a-z]{1000}'''
+keywords = ["tok_"]
+"#;
+    let (specs, warnings) = parse_gitleaks(text, "gitleaks.toml").unwrap();
+    let ids: Vec<_> = specs.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["fine"]);
+    let problems: Vec<String> = warnings
+        .iter()
+        .filter(|w| w.kind == RuleWarningKind::Unconvertible)
+        .map(|w| w.to_string())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].contains("`nested-repeat`") && problems[0].contains("multiply"));
+    assert!(problems[1].contains("`big-count`") && problems[1].contains("over 1000"));
+    assert!(problems
+        .iter()
+        .all(|p| !p.contains("{50}") && !p.contains("1001}")));
+}
+
+#[test]
+fn trawl_regex_limits_spare_the_built_in_rules_only() {
+    assert!(RuleSet::builtin().is_ok());
+    assert!(compile_regex("x{1000}").is_ok());
+    assert!(compile_regex("x{1001}").is_err());
+    assert!(compile_regex("(?:(?:x{10}){10}){10}").is_ok());
+    assert!(compile_regex("(?:(?:x{10}){10}){11}").is_err());
+    assert!(
+        compile_regex(r"\{1001\}[{]").is_ok(),
+        "literal braces are not counts"
+    );
+    assert!(compile_regex("(?:x{10})?{10}").is_ok());
+    assert!(compile_regex("(?:x{10})?{101}").is_err());
+    let deep = format!("{}x{}", "(?:".repeat(120), ")".repeat(120));
+    assert!(compile_regex(&deep).is_err());
+}
