@@ -103,6 +103,7 @@ pub struct Diagnostics {
     sink: WarningSink,
     warnings: AtomicUsize,
     errors: AtomicUsize,
+    unreadable: AtomicUsize,
     /// Inputs scanned.
     pub blobs: AtomicU64,
     /// Bytes scanned.
@@ -118,6 +119,7 @@ impl fmt::Debug for Diagnostics {
         f.debug_struct("Diagnostics")
             .field("warnings", &self.warnings)
             .field("errors", &self.errors)
+            .field("unreadable", &self.unreadable)
             .field("blobs", &self.blobs)
             .finish_non_exhaustive()
     }
@@ -136,6 +138,7 @@ impl Diagnostics {
             sink,
             warnings: AtomicUsize::new(0),
             errors: AtomicUsize::new(0),
+            unreadable: AtomicUsize::new(0),
             blobs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             binary: AtomicU64::new(0),
@@ -149,6 +152,9 @@ impl Diagnostics {
         if warning.kind.is_error() {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        if warning.kind == WarningKind::Unreadable {
+            self.unreadable.fetch_add(1, Ordering::Relaxed);
+        }
         (self.sink)(&warning);
     }
 
@@ -160,6 +166,12 @@ impl Diagnostics {
     /// Number of warnings that make the run an error (exit code 2).
     pub fn errors(&self) -> usize {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Number of inputs that exist but could not be read ([`WarningKind::Unreadable`]): the
+    /// summary says so, so that a run that read nothing never looks clean.
+    pub fn unreadable(&self) -> usize {
+        self.unreadable.load(Ordering::Relaxed)
     }
 
     /// Counts one scanned input.

@@ -4,6 +4,7 @@
 //! when something was not read.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -103,4 +104,52 @@ fn gzip_nested_5000_layers_under_a_raised_archive_depth_is_a_warning() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A repository with one committed secret, packed by `git gc`, whose pack index is then
+/// overwritten with garbage of the same length.
+fn repo_with_corrupt_pack_index(detached: bool) -> Tree {
+    let t = Tree::new();
+    git_ok(t.path(), &["init", "-q", "-b", "main"]);
+    t.write(
+        "app.env",
+        format!("HF_TOKEN={}\n", Fake::new(93).hf_token()),
+    );
+    git_ok(t.path(), &["add", "app.env"]);
+    git_ok(t.path(), &["commit", "-q", "-m", "app"]);
+    if detached {
+        // As CI checks out: HEAD holds the commit id and no branch is left.
+        git_ok(t.path(), &["checkout", "-q", "--detach"]);
+        git_ok(t.path(), &["update-ref", "-d", "refs/heads/main"]);
+    }
+    git_ok(t.path(), &["gc", "-q"]);
+    let pack = t.path().join(".git/objects/pack");
+    let idx = std::fs::read_dir(&pack)
+        .expect("pack dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "idx"))
+        .expect("a pack index after git gc");
+    let len = std::fs::metadata(&idx).expect("idx").len() as usize;
+    std::fs::set_permissions(&idx, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::write(&idx, vec![0x5a; len]).expect("idx overwritten");
+    t
+}
+
+#[test]
+fn corrupt_pack_index_is_exit_2_and_the_summary_says_what_was_not_read() {
+    for detached in [false, true] {
+        let t = repo_with_corrupt_pack_index(detached);
+        let o = trawl([
+            "git".as_ref(),
+            "--no-progress".as_ref(),
+            t.path().as_os_str(),
+        ]);
+        assert_exit(&o, 2);
+        let err = stderr(&o);
+        let summary = err.lines().last().unwrap_or_default();
+        assert!(
+            summary.contains("could not be read: the scan is incomplete"),
+            "detached HEAD {detached}: {err}"
+        );
+    }
 }

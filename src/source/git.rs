@@ -112,10 +112,25 @@ fn tips(
     }
     let mut tips = Vec::new();
     let mut seen = HashSet::new();
-    if let Ok(head) = repo.head_id() {
-        if seen.insert(head.detach()) {
-            tips.push(head.detach());
+    // Tags can point at trees or blobs: only commits start a walk. A tip that cannot be read
+    // (a corrupt pack index, a missing object) is an error, never silently no history.
+    let mut add = |name: &str, id: ObjectId| match repo.find_header(id) {
+        Ok(h) if h.kind() == gix::objs::Kind::Commit => {
+            if seen.insert(id) {
+                tips.push(id);
+            }
         }
+        Ok(_) => {}
+        Err(e) => diag.warn_at(name, format!("ref points at a missing object: {e}")),
+    };
+    // A detached HEAD (as CI checks out) may be the only tip; an unborn one has no history.
+    match repo.head() {
+        Ok(head) => {
+            if let Some(id) = head.id() {
+                add("HEAD", id.detach());
+            }
+        }
+        Err(e) => diag.warn_at("HEAD", format!("cannot read HEAD: {e}")),
     }
     let unreadable =
         |e: &dyn std::fmt::Display| SourceError::Repository(format!("cannot read refs: {e}"));
@@ -136,16 +151,7 @@ fn tips(
                 continue;
             }
         };
-        // Tags can point at trees or blobs: only commits start a walk.
-        match repo.find_header(id) {
-            Ok(h) if h.kind() == gix::objs::Kind::Commit => {
-                if seen.insert(id) {
-                    tips.push(id);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => diag.warn_at(&name, format!("ref points at a missing object: {e}")),
-        }
+        add(&name, id);
     }
     Ok(tips)
 }
