@@ -11,6 +11,7 @@ mod git;
 mod golden;
 mod hostile;
 mod hostile_depth;
+mod hostile_linear;
 mod hostile_names;
 mod output;
 mod precommit;

@@ -523,42 +523,49 @@ fn annotate_front_matter(data: &[u8], placed: &mut [Placed]) {
         return;
     };
     let end_line = close + 2; // 1-based line of the closing marker
-    for p in placed.iter_mut() {
-        let Some(pos) = p.position else { continue };
-        if pos.line <= 1 || pos.line >= end_line {
-            continue;
+                              // Findings by line, so the front matter is walked once, top to bottom.
+    let mut order: Vec<(usize, usize)> = placed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((p.position?.line, i)))
+        .filter(|&(line, _)| line > 1 && line < end_line)
+        .collect();
+    order.sort_unstable();
+    let mut order = order.into_iter().peekable();
+    // The keys enclosing the current line: each with its indentation, strictly increasing (a
+    // key line closes every key at its indentation or deeper).
+    let mut stack: Vec<(usize, &str)> = Vec::new();
+    for (i, l) in lines.iter().enumerate().take(end_line - 1).skip(1) {
+        if let Some((indent, key)) = front_matter_key(l) {
+            while stack.last().is_some_and(|&(d, _)| d >= indent) {
+                stack.pop();
+            }
+            stack.push((indent, key));
         }
-        let mut keys: Vec<String> = Vec::new();
-        let mut indent = usize::MAX;
-        for l in lines[1..pos.line].iter().rev() {
-            let trimmed = l.trim_start();
-            let body = trimmed.trim_start_matches("- ");
-            // A list item's key is indented past its dash.
-            let this_indent = l.len() - body.len();
-            let Some(colon) = body.find(':') else {
-                continue;
-            };
-            let key = &body[..colon];
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || "_-. ".contains(c))
-            {
+        let line = i + 1;
+        let mut path = None;
+        while let Some((_, p)) = order.next_if(|&(l, _)| l == line) {
+            if stack.is_empty() {
                 continue;
             }
-            if this_indent < indent {
-                keys.push(key.trim().to_string());
-                indent = this_indent;
-                if indent == 0 {
-                    break;
-                }
-            }
-        }
-        if !keys.is_empty() {
-            keys.reverse();
-            p.extra.key = Some(keys.join("."));
+            let path = path
+                .get_or_insert_with(|| stack.iter().map(|&(_, k)| k).collect::<Vec<_>>().join("."));
+            placed[p].extra.key = Some(path.clone());
         }
     }
+}
+
+/// The key a front-matter line opens, trimmed, with its indentation (a list item's key is
+/// indented past its dash); `None` for a line without a plain `key:`.
+fn front_matter_key(l: &str) -> Option<(usize, &str)> {
+    let trimmed = l.trim_start();
+    let body = trimmed.trim_start_matches("- ");
+    let indent = l.len() - body.len();
+    let key = &body[..body.find(':')?];
+    let plain = key
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_-. ".contains(c));
+    (!key.is_empty() && plain).then(|| (indent, key.trim()))
 }
 
 /// A placed finding for binary content (no lines): offset in the member, and a key.

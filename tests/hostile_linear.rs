@@ -1,0 +1,62 @@
+//! Issue 9: content shaped to make per-finding work grow with the input (a walk back over
+//! everything before each finding) runs in time linear in its size, and notebooks of tiny
+//! strings decode in memory near the file's size.
+//!
+//! Each timing test scans an adversarial tree and the same secrets without the adversarial
+//! shape in the same test, and bounds the ratio of the two: the old quadratic code was 30× or
+//! more slower on these inputs, the linear code about as fast.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::util::{trawl, Fake, Tree};
+
+/// Slowdown allowed against the same secrets in an ordinary shape.
+const SLOWDOWN: f64 = 8.0;
+
+/// Scans `dir` and returns the wall time in seconds and the number of locations reported.
+fn timed_scan(dir: &Path) -> (f64, usize) {
+    let start = Instant::now();
+    let out = trawl([
+        "scan".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        dir.as_os_str(),
+    ]);
+    let secs = start.elapsed().as_secs_f64();
+    let json = String::from_utf8_lossy(&out.stdout);
+    (secs, json.matches("\"offset\":").count())
+}
+
+/// Scans the `clean` and `hostile` trees: both report the same locations, nearly all of the
+/// `planted` secrets (a random one can look like a placeholder), and the hostile one takes no
+/// more than [`SLOWDOWN`] times as long (plus a second for a loaded machine).
+fn assert_linear(clean: &Tree, hostile: &Tree, planted: usize) {
+    let (clean_secs, clean_found) = timed_scan(clean.path());
+    let (hostile_secs, hostile_found) = timed_scan(hostile.path());
+    assert!(
+        clean_found > planted * 99 / 100,
+        "{clean_found} of {planted}"
+    );
+    assert_eq!(hostile_found, clean_found);
+    assert!(
+        hostile_secs <= clean_secs * SLOWDOWN + 1.0,
+        "{hostile_secs:.2} s against {clean_secs:.2} s for the same secrets in an ordinary shape"
+    );
+}
+
+#[test]
+fn front_matter_with_thousands_of_secrets_is_walked_once() {
+    let mut fake = Fake::new(91);
+    let lines: Vec<String> = (0..8_000)
+        .map(|i| format!("  key{i}: {}", fake.hf_token()))
+        .collect();
+    let lines = lines.join("\n");
+    let (clean, hostile) = (Tree::new(), Tree::new());
+    clean.write("README.md", format!("# card\nsecrets:\n{lines}\n"));
+    hostile.write(
+        "README.md",
+        format!("---\nsecrets:\n{lines}\n---\n# card\n"),
+    );
+    assert_linear(&clean, &hostile, 8_000);
+}
