@@ -212,31 +212,58 @@ fn is_base64_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
 }
 
-/// If `at` lies inside the payload of a base64 `data:` URI, returns the payload's byte range.
-pub fn data_uri_span(hay: &[u8], at: usize) -> Option<(usize, usize)> {
+/// The run of base64 bytes a candidate was last found in, remembered per input so that a long
+/// run is walked once however many candidates it holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Base64Run {
+    /// Where the run starts (the byte before it is not base64).
+    start: usize,
+    /// How far the run is known to reach: `start..known` are all base64 bytes.
+    known: usize,
+    /// Whether the run is the payload of a `data:<mime>;base64,` URI.
+    data_uri: bool,
+}
+
+/// Whether `at` lies inside the payload of a base64 `data:` URI. `seen` remembers the run
+/// looked at last: candidates come in increasing order (per rule), so the walk back from each
+/// stops where the previous one's began, and every byte is looked at once.
+pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>) -> bool {
+    let known = seen.filter(|run| run.start <= at);
+    let floor = known.map_or(0, |run| run.known.min(at));
     let mut start = at;
-    while start > 0 && is_base64_byte(hay[start - 1]) {
+    while start > floor && is_base64_byte(hay[start - 1]) {
         start -= 1;
     }
+    let run = match known {
+        // Walked back into the known run: the same run, and the same verdict.
+        Some(run) if start == floor => Base64Run {
+            known: run.known.max(at),
+            ..run
+        },
+        _ => Base64Run {
+            start,
+            known: at,
+            data_uri: data_uri_marker(hay, start),
+        },
+    };
+    *seen = Some(run);
+    run.data_uri
+}
+
+/// Whether a base64 run starting at `start` follows `data:<mime>;base64,`, with a short MIME
+/// type before the marker.
+fn data_uri_marker(hay: &[u8], start: usize) -> bool {
     const MARKER: &[u8] = b";base64,";
     if start < MARKER.len() || &hay[start - MARKER.len()..start] != MARKER {
-        return None;
+        return false;
     }
-    // `data:<mime>;base64,` with a short MIME type before the marker.
     let head_from = start.saturating_sub(MARKER.len() + 128);
     let head = &hay[head_from..start - MARKER.len()];
-    let data = memchr::memmem::rfind(head, b"data:")?;
-    if !head[data + 5..]
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"/+.-;=".contains(&b))
-    {
-        return None;
-    }
-    let mut end = at;
-    while end < hay.len() && is_base64_byte(hay[end]) {
-        end += 1;
-    }
-    Some((start, end))
+    memchr::memmem::rfind(head, b"data:").is_some_and(|data| {
+        head[data + 5..]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"/+.-;=".contains(&b))
+    })
 }
 
 #[cfg(test)]
@@ -281,8 +308,26 @@ mod tests {
     fn data_uri() {
         let hay = b"<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB\">";
         let at = memchr::memmem::find(hay, b"AAAAEAAA").unwrap();
-        assert!(data_uri_span(hay, at).is_some());
-        assert!(data_uri_span(b"token=iVBORw0KGgoAAAANSUhEUg", 8).is_none());
+        assert!(in_data_uri(hay, at, &mut None));
+        assert!(!in_data_uri(b"token=iVBORw0KGgoAAAANSUhEUg", 8, &mut None));
+        // One remembered run across candidates, as a scan of one input asks.
+        let hay = b"a=data:text/plain;base64,QUFB/QkJC/Q0ND b=QUFB/QkJC c=data:x;base64,RA";
+        let at = |s: &[u8], from: usize| from + memchr::memmem::find(&hay[from..], s).unwrap();
+        let mut seen = None;
+        let first = at(b"QUFB", 0);
+        let in_uri = [first, at(b"QkJC", 0), at(b"Q0ND", 0), first + 2];
+        for a in in_uri {
+            assert!(in_data_uri(hay, a, &mut seen), "{a}");
+        }
+        let b = at(b"b=", 0) + 2;
+        for a in [b, at(b"QkJC", b), b + 1] {
+            assert!(!in_data_uri(hay, a, &mut seen), "{a}");
+        }
+        assert!(in_data_uri(hay, hay.len() - 1, &mut seen));
+        assert!(
+            in_data_uri(hay, first + 1, &mut seen),
+            "back to an earlier run"
+        );
     }
 
     #[test]

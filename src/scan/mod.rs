@@ -231,8 +231,8 @@ struct Found {
     matches: Vec<Match>,
     /// Secret spans of specific rules whose validator rejected them.
     claims: Vec<Range<usize>>,
-    /// The last base64 `data:` URI payload seen, so a long one is walked once.
-    data_uri: Option<(usize, usize)>,
+    /// The base64 run the last candidate sat in, so a long one is walked once.
+    base64_run: Option<filters::Base64Run>,
 }
 
 fn confirm_window(
@@ -258,7 +258,7 @@ fn confirm_window(
             .get_group(compiled.secret_group)
             .map(|s| s.range())
             .unwrap_or_else(|| span.clone());
-        match confirm_secret(rule, hay, &secret_span, &mut found.data_uri) {
+        match confirm_secret(rule, hay, &secret_span, &mut found.base64_run) {
             Verdict::Confirmed => found.matches.push(Match {
                 rule: rule_index,
                 span: span.clone(),
@@ -295,7 +295,7 @@ fn confirm_secret(
     rule: &Rule,
     hay: &[u8],
     secret_span: &Range<usize>,
-    data_uri: &mut Option<(usize, usize)>,
+    base64_run: &mut Option<filters::Base64Run>,
 ) -> Verdict {
     let secret = &hay[secret_span.clone()];
     if secret.is_empty() {
@@ -314,16 +314,9 @@ fn confirm_secret(
     if filters::is_placeholder(secret) || rule.allowlisted(secret) {
         return Verdict::Dropped;
     }
-    // Inside an image embedded as a data: URI? The span is remembered so that a long
-    // payload is walked once, however many candidates it holds.
-    let at = secret_span.start;
-    if let Some((s, e)) = *data_uri {
-        if at >= s && at < e {
-            return Verdict::Dropped;
-        }
-    }
-    if let Some(span) = filters::data_uri_span(hay, at) {
-        *data_uri = Some(span);
+    // Inside an image embedded as a data: URI? The run is remembered so that a long one is
+    // walked once, however many candidates it holds.
+    if filters::in_data_uri(hay, secret_span.start, base64_run) {
         return Verdict::Dropped;
     }
     Verdict::Confirmed
