@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{git_ok, stderr, stdout, trawl, Fake, Tree};
+use crate::util::{git_ok, stderr, stdout, trawl, Fake, Tree, BIN};
 
 /// The run ended by itself (no stack overflow abort, no other signal) with `code`.
 fn assert_exit(o: &Output, code: i32) {
@@ -152,4 +152,48 @@ fn corrupt_pack_index_is_exit_2_and_the_summary_says_what_was_not_read() {
             "detached HEAD {detached}: {err}"
         );
     }
+}
+
+#[test]
+fn a_force_added_file_under_an_ignore_rule_is_scanned() {
+    let t = Tree::new();
+    let mut f = Fake::new(94);
+    git_ok(t.path(), &["init", "-q", "-b", "main"]);
+    t.write(".gitignore", "*.env\n/build/\n");
+    t.write("secrets.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    t.write("build/deploy.sh", format!("HF_TOKEN={}\n", f.hf_token()));
+    t.write("other.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    t.write(".trawlignore", "vendor.env\n");
+    t.write("vendor.env", format!("HF_TOKEN={}\n", f.hf_token()));
+    git_ok(t.path(), &["add", ".gitignore", ".trawlignore"]);
+    git_ok(
+        t.path(),
+        &["add", "-f", "secrets.env", "build/deploy.sh", "vendor.env"],
+    );
+
+    // Run from inside the work tree, as `trawl scan .` in a checkout.
+    let o = Command::new(BIN)
+        .args(["scan", "--no-progress", "--format", "json", "."])
+        .current_dir(t.path())
+        .output()
+        .expect("trawl runs");
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    for tracked in ["secrets.env", "build/deploy.sh"] {
+        assert!(out.contains(&format!("\"{tracked}\"")), "{tracked}: {out}");
+    }
+    // Untracked and ignored stays skipped; .trawlignore still holds for tracked files.
+    for skipped in ["other.env", "vendor.env"] {
+        assert!(!out.contains(skipped), "{skipped}: {out}");
+    }
+
+    // --no-ignore reads everything, each file once.
+    let o = trawl([
+        "scan".as_ref(),
+        "--no-progress".as_ref(),
+        "--no-ignore".as_ref(),
+        t.path().as_os_str(),
+    ]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("scanned 6 files"), "{}", stderr(&o));
 }

@@ -6,10 +6,15 @@
 //! is an error of the run ([`WarningKind::MissingInput`]); a file that cannot be read, is
 //! larger than the limit or sits in a symlink loop is a warning and the walk goes on; a mapped
 //! file truncated while it is read is a warning too ([`super::mapped`]), never a crash.
+//! Ignore rules never hide a file that git tracks: `.gitignore` does not apply to tracked files
+//! (`git add -f`), so those under a directory root that the walk skipped are read in a second
+//! walk that honours only `.ignore` and `.trawlignore`.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ignore::{WalkBuilder, WalkState};
 
@@ -56,9 +61,114 @@ impl Source for Files {
                 )),
             }
         }
-        walk(&roots, &self.opts, sink);
+        let tracked = Tracked::new(if self.opts.respect_ignore {
+            tracked_files(&roots)
+        } else {
+            HashSet::new()
+        });
+        walk(&roots, &self.opts, sink, &tracked, None);
+        let skipped = tracked.into_unvisited();
+        if !skipped.is_empty() {
+            let only = Arc::new(Only::new(skipped, &roots));
+            walk(&roots, &self.opts, sink, &Tracked::default(), Some(only));
+        }
         Ok(())
     }
+}
+
+/// Tracked files the walk has not met yet (empty when the roots are not in a work tree).
+#[derive(Default)]
+struct Tracked {
+    unvisited: Mutex<HashSet<PathBuf>>,
+    any: bool,
+}
+
+impl Tracked {
+    fn new(files: HashSet<PathBuf>) -> Tracked {
+        Tracked {
+            any: !files.is_empty(),
+            unvisited: Mutex::new(files),
+        }
+    }
+
+    fn visit(&self, path: &Path) {
+        if self.any {
+            if let Ok(mut set) = self.unvisited.lock() {
+                set.remove(path);
+            }
+        }
+    }
+
+    fn into_unvisited(self) -> HashSet<PathBuf> {
+        self.unvisited.into_inner().unwrap_or_default()
+    }
+}
+
+/// What the second walk may enter: the tracked files an ignore rule hid and their directories.
+struct Only {
+    files: HashSet<PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Only {
+    fn new(files: HashSet<PathBuf>, roots: &[PathBuf]) -> Only {
+        let mut dirs = HashSet::new();
+        for f in &files {
+            for a in f.ancestors().skip(1) {
+                if roots.iter().any(|r| r == a) || !dirs.insert(a.to_path_buf()) {
+                    break;
+                }
+            }
+        }
+        Only { files, dirs }
+    }
+
+    fn admits(&self, e: &ignore::DirEntry) -> bool {
+        e.depth() == 0 || self.files.contains(e.path()) || self.dirs.contains(e.path())
+    }
+}
+
+/// The regular files git tracks under each directory root that lies in a work tree, as the
+/// walk names them (the root joined with the path below it). Empty without the git feature,
+/// outside a work tree, or when the index cannot be read (the walk then behaves as before).
+#[cfg(feature = "git")]
+fn tracked_files(roots: &[PathBuf]) -> HashSet<PathBuf> {
+    let mut out = HashSet::new();
+    for root in roots.iter().filter(|r| r.is_dir()) {
+        let Ok(repo) = gix::discover(root) else {
+            continue;
+        };
+        let (Some(workdir), Ok(index)) = (repo.workdir(), repo.open_index()) else {
+            continue;
+        };
+        let (Ok(root_abs), Ok(workdir)) = (root.canonicalize(), workdir.canonicalize()) else {
+            continue;
+        };
+        let Ok(below) = root_abs.strip_prefix(&workdir) else {
+            continue;
+        };
+        use gix::index::entry::Mode;
+        for entry in index.entries() {
+            if entry.mode != Mode::FILE && entry.mode != Mode::FILE_EXECUTABLE {
+                continue; // symlinks, submodules, sparse directories
+            }
+            let Ok(rel) = gix::path::from_bstr(entry.path(&index)) else {
+                continue;
+            };
+            if let Ok(rest) = rel.strip_prefix(below) {
+                let path = root.join(rest);
+                if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(not(feature = "git"))]
+fn tracked_files(_roots: &[PathBuf]) -> HashSet<PathBuf> {
+    HashSet::new()
 }
 
 /// The reason of an I/O error without the OS's decoration (`(os error 2)`).
@@ -70,8 +180,15 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
     }
 }
 
-/// Walks `roots` in parallel, one lane of `sink` per walker thread.
-fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
+/// Walks `roots` in parallel, one lane of `sink` per walker thread, noting the tracked files
+/// it meets; with `only`, the second walk: tracked files hidden by git's ignore rules.
+fn walk(
+    roots: &[PathBuf],
+    opts: &WalkOptions,
+    sink: &dyn Sink,
+    tracked: &Tracked,
+    only: Option<Arc<Only>>,
+) {
     let Some((first, rest)) = roots.split_first() else {
         return;
     };
@@ -82,17 +199,20 @@ fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
         builder.add(r);
     }
     let respect = opts.respect_ignore;
+    let git_rules = respect && only.is_none();
     builder
         .hidden(false)
         .parents(respect)
         .ignore(respect)
-        .git_ignore(respect)
-        .git_global(respect)
-        .git_exclude(respect)
+        .git_ignore(git_rules)
+        .git_global(git_rules)
+        .git_exclude(git_rules)
         .require_git(false)
         .follow_links(opts.follow_symlinks)
         .threads(sink.threads().max(1))
-        .filter_entry(|e| e.file_name() != ".git");
+        .filter_entry(move |e| {
+            e.file_name() != ".git" && only.as_ref().is_none_or(|o| o.admits(e))
+        });
     if respect {
         builder.add_custom_ignore_filename(".trawlignore");
     }
@@ -124,6 +244,7 @@ fn walk(roots: &[PathBuf], opts: &WalkOptions, sink: &dyn Sink) {
             if !ft.is_file() {
                 return WalkState::Continue;
             }
+            tracked.visit(path);
             match read(path, max_file_size, &|head| sink.reads_large(head), &mut buf) {
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
