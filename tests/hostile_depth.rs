@@ -100,7 +100,7 @@ fn gzip_nested_5000_layers_under_a_raised_archive_depth_is_a_warning() {
     assert_exit(&o, 1);
     assert!(stdout(&o).contains("top.env"), "{}", stdout(&o));
     assert!(
-        stderr(&o).contains("archive nested deeper than 32 levels"),
+        stderr(&o).contains("archive nested deeper than 128 levels"),
         "{}",
         stderr(&o)
     );
