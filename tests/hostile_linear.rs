@@ -60,3 +60,36 @@ fn front_matter_with_thousands_of_secrets_is_walked_once() {
     );
     assert_linear(&clean, &hostile, 8_000);
 }
+
+/// `n` AWS access key ids.
+fn aws_key_ids(seed: u64, n: usize) -> Vec<String> {
+    let mut fake = Fake::new(seed);
+    (0..n)
+        .map(|_| {
+            format!(
+                "AKIA{}",
+                fake.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_of_key_ids_joined_by_slashes_is_walked_back_over_once() {
+    // `/` is a base64 byte: the whole line is one run that a data: URI check walks back over.
+    let ids = aws_key_ids(92, 8_000);
+    let (clean, hostile) = (Tree::new(), Tree::new());
+    let lines: Vec<String> = ids.chunks(50).map(|c| c.join(" ")).collect();
+    clean.write("keys.txt", lines.join("\n"));
+    hostile.write("keys.txt", ids.join("/"));
+    assert_linear(&clean, &hostile, 8_000);
+}
+
+#[test]
+fn a_line_of_many_secrets_is_read_once() {
+    let ids = aws_key_ids(93, 40_000);
+    let (clean, hostile) = (Tree::new(), Tree::new());
+    clean.write("keys.txt", ids.join("\n"));
+    hostile.write("keys.txt", ids.join(" "));
+    assert_linear(&clean, &hostile, 40_000);
+}

@@ -66,10 +66,22 @@ impl Position {
     /// The position of `raw[start..end]`, whose first byte is on `line`, a line that starts at
     /// byte `line_start`.
     pub fn at(raw: &[u8], line: usize, line_start: usize, start: usize, end: usize) -> Position {
+        let units_before = utf16_len(&raw[line_start..start]);
+        Position::at_units(raw, line, line_start, units_before, start, end)
+    }
+
+    /// [`Position::at`] with the UTF-16 length of `raw[line_start..start]` already counted.
+    fn at_units(
+        raw: &[u8],
+        line: usize,
+        line_start: usize,
+        units_before: usize,
+        start: usize,
+        end: usize,
+    ) -> Position {
         let inner = &raw[start..end];
         let newlines = memchr::memchr_iter(b'\n', inner).count();
-        let before = &raw[line_start..start];
-        let column_utf16 = utf16_len(before) + 1;
+        let column_utf16 = units_before + 1;
         let (end_line, end_column, end_column_utf16) = if newlines == 0 {
             (line, end - line_start + 1, column_utf16 + utf16_len(inner))
         } else {
@@ -128,29 +140,21 @@ const SNIPPET_NEIGHBOURS: usize = 64;
 /// that carries an inline `trawl:allow` are dropped.
 pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
     let mut out = Vec::with_capacity(matches.len());
-    // Lines are counted incrementally: matches come ordered by secret start.
-    let (mut line, mut line_start, mut pos) = (1usize, 0usize, 0usize);
+    // Matches come ordered by secret start: lines are counted incrementally, and a line's end,
+    // its inline-allow verdict and its UTF-16 columns are worked out once, however many
+    // matches it holds.
+    let mut line = Line::first();
     for (idx, m) in matches.iter().enumerate() {
         let s = m.secret_span.start;
-        if s < pos {
-            // Out of order (cannot happen for ordered input); recount from the start.
-            line = 1;
-            line_start = 0;
-            pos = 0;
-        }
-        for i in memchr::memchr_iter(b'\n', &hay[pos..s]) {
-            line += 1;
-            line_start = pos + i + 1;
-        }
-        pos = s;
-        let e = m.secret_span.end;
-        let inner = &hay[s..e];
-        let line_end = memchr::memchr(b'\n', &hay[s..]).map_or(hay.len(), |i| s + i);
+        line.advance(hay, s);
         // `trawl:allow` (or gitleaks' and TruffleHog's markers) anywhere on the line
         // suppresses what the line holds.
-        if suppress::allowed_inline(&hay[line_start..line_end]) {
+        if line.allowed {
             continue;
         }
+        let (line_start, line_end) = (line.start, line.end.unwrap_or(hay.len()));
+        let e = m.secret_span.end;
+        let inner = &hay[s..e];
         let snip_start = line_start.max(s.saturating_sub(SNIPPET_CONTEXT));
         let snip_end = line_end.min(e.max(s) + SNIPPET_CONTEXT).max(s);
         let snip_secret_end = e.min(snip_end);
@@ -166,12 +170,20 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
             .filter(|o| o.start < snip_end && o.end > snip_start)
             .map(|o| (o.start.max(snip_start) - snip_start)..(o.end.min(snip_end) - snip_start))
             .collect();
+        let units_before = line.units_before(hay, s);
         out.push(Placed {
             rule: m.rule,
             snippet_others,
             secret: inner.to_vec(),
             offset: s,
-            position: Some(Position::at(hay, line, line_start, s, e)),
+            position: Some(Position::at_units(
+                hay,
+                line.number,
+                line_start,
+                units_before,
+                s,
+                e,
+            )),
             member: None,
             extra: Extra::default(),
             snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
@@ -179,6 +191,73 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
         });
     }
     out
+}
+
+/// The line [`place`] is on, and what has been worked out about it.
+struct Line {
+    /// 1-based line number.
+    number: usize,
+    /// Byte offset of the line's first byte.
+    start: usize,
+    /// Offset of the line's `\n` (or of the end of the input); `None` before it is looked for.
+    end: Option<usize>,
+    /// Whether the line carries an inline allow marker.
+    allowed: bool,
+    /// Newlines are counted up to here.
+    counted: usize,
+    /// A char boundary on the line, and the UTF-16 length of the line up to it.
+    mark: usize,
+    units: usize,
+}
+
+impl Line {
+    fn first() -> Line {
+        Line {
+            number: 1,
+            start: 0,
+            end: None,
+            allowed: false,
+            counted: 0,
+            mark: 0,
+            units: 0,
+        }
+    }
+
+    /// Moves to the line holding offset `at` (offsets come in increasing order).
+    fn advance(&mut self, hay: &[u8], at: usize) {
+        if at < self.counted {
+            // Out of order (cannot happen for ordered input); recount from the start.
+            *self = Line::first();
+        }
+        let same_line = self.end.is_some_and(|end| at <= end);
+        let from = self.counted;
+        self.counted = at;
+        if same_line {
+            return;
+        }
+        for i in memchr::memchr_iter(b'\n', &hay[from..at]) {
+            self.number += 1;
+            self.start = from + i + 1;
+        }
+        let end = memchr::memchr(b'\n', &hay[at..]).map_or(hay.len(), |i| at + i);
+        self.end = Some(end);
+        self.allowed = suppress::allowed_inline(&hay[self.start..end]);
+        self.mark = self.start;
+        self.units = 0;
+    }
+
+    /// The UTF-16 length of the line up to offset `at`, counted on from the last offset asked
+    /// about. Counts split only before a byte that starts a char (or is invalid), where a
+    /// lossy decoding adds up piece by piece.
+    fn units_before(&mut self, hay: &[u8], at: usize) -> usize {
+        let boundary = hay.get(at).is_none_or(|&b| !(0x80..0xc0).contains(&b));
+        if at < self.mark || !boundary {
+            return utf16_len(&hay[self.start..at]);
+        }
+        self.units += utf16_len(&hay[self.mark..at]);
+        self.mark = at;
+        self.units
+    }
 }
 
 /// Hex of the first 16 bytes of SHA-256 over the parts, each followed by a NUL.
@@ -419,6 +498,40 @@ mod tests {
         assert_ne!(
             location_fingerprint(&a, "p", Some("m"), at(1), 0),
             location_fingerprint(&a, "p", None, at(1), 0)
+        );
+    }
+
+    #[test]
+    fn placement_on_one_line_matches_positions_counted_from_scratch() {
+        // Many matches on one line, with multi-byte chars and a bad byte between them.
+        let hay = b"x \xc3\xa9 AAAA \xf0\x9f\x98\x80 BBBB \xff CCCC\nDDDD \xe2\x82\xac EEEE";
+        let spans: Vec<_> = [&b"AAAA"[..], b"BBBB", b"CCCC", b"DDDD", b"EEEE"]
+            .iter()
+            .map(|w| {
+                let at = hay.windows(4).position(|x| x == *w).unwrap();
+                Match {
+                    rule: 0,
+                    span: at..at + 4,
+                    secret_span: at..at + 4,
+                }
+            })
+            .collect();
+        let placed = place(hay, &spans);
+        for (p, m) in placed.iter().zip(&spans) {
+            let span = m.secret_span.clone();
+            assert_eq!(p.position, Some(Position::of(hay, span.start, span.end)));
+        }
+        let allowed = b"AAAA BBBB trawl:allow\nCCCC";
+        let m = |at: usize| Match {
+            rule: 0,
+            span: at..at + 4,
+            secret_span: at..at + 4,
+        };
+        let placed = place(allowed, &[m(0), m(5), m(22)]);
+        assert_eq!(
+            placed.len(),
+            1,
+            "the allowed line's two matches are dropped"
         );
     }
 
