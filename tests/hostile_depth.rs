@@ -17,6 +17,18 @@ fn assert_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
 }
 
+/// `trawl <command> --no-progress <dir>`.
+fn run_on(command: &str, dir: &Path) -> Output {
+    trawl([command.as_ref(), "--no-progress".as_ref(), dir.as_os_str()])
+}
+
+/// The run ended normally with the secret of `top.env` reported and a warning saying `warning`.
+fn assert_finds_top_and_warns(o: &Output, warning: &str) {
+    assert_exit(o, 1);
+    assert!(stdout(o).contains("top.env"), "{}", stdout(o));
+    assert!(stderr(o).contains(warning), "{}", stderr(o));
+}
+
 /// Runs `git fast-import` in `dir` on `stream`.
 fn fast_import(dir: &Path, stream: &[u8]) {
     let mut child = Command::new("git")
@@ -58,18 +70,8 @@ fn tree_nested_30000_directories_deep_is_a_warning_not_a_stack_overflow() {
     stream.push(b'\n');
     fast_import(t.path(), &stream);
 
-    let o = trawl([
-        "git".as_ref(),
-        "--no-progress".as_ref(),
-        t.path().as_os_str(),
-    ]);
-    assert_exit(&o, 1);
-    assert!(stdout(&o).contains("top.env"), "{}", stdout(&o));
-    assert!(
-        stderr(&o).contains("nested deeper than 4096 directories"),
-        "{}",
-        stderr(&o)
-    );
+    let o = run_on("git", t.path());
+    assert_finds_top_and_warns(&o, "nested deeper than 4096 directories");
 }
 
 #[test]
@@ -92,18 +94,8 @@ fn gzip_nested_5000_layers_under_a_raised_archive_depth_is_a_warning() {
         .expect("python3 runs");
     assert!(made.success());
 
-    let o = trawl([
-        "scan".as_ref(),
-        "--no-progress".as_ref(),
-        t.path().as_os_str(),
-    ]);
-    assert_exit(&o, 1);
-    assert!(stdout(&o).contains("top.env"), "{}", stdout(&o));
-    assert!(
-        stderr(&o).contains("archive nested deeper than 128 levels"),
-        "{}",
-        stderr(&o)
-    );
+    let o = run_on("scan", t.path());
+    assert_finds_top_and_warns(&o, "archive nested deeper than 128 levels");
 }
 
 /// A repository with one committed secret, packed by `git gc`, whose pack index is then
@@ -139,11 +131,7 @@ fn repo_with_corrupt_pack_index(detached: bool) -> Tree {
 fn corrupt_pack_index_is_exit_2_and_the_summary_says_what_was_not_read() {
     for detached in [false, true] {
         let t = repo_with_corrupt_pack_index(detached);
-        let o = trawl([
-            "git".as_ref(),
-            "--no-progress".as_ref(),
-            t.path().as_os_str(),
-        ]);
+        let o = run_on("git", t.path());
         assert_exit(&o, 2);
         let err = stderr(&o);
         let summary = err.lines().last().unwrap_or_default();
