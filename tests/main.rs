@@ -10,6 +10,7 @@ mod gate;
 mod git;
 mod golden;
 mod hostile;
+mod hostile_config;
 mod hostile_depth;
 mod hostile_linear;
 mod hostile_names;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,9 @@ use anyhow::{bail, Context, Result};
 use super::args::{ColorChoice, ReportOpts, ScanOpts};
 use super::Ui;
 use crate::content::{Limits, MAX_ARCHIVE_DEPTH};
-use crate::findings::suppress::{check_rule_ids, Baseline, Config, GitleaksIgnore, Suppressions};
+use crate::findings::suppress::{
+    check_rule_ids, Baseline, BoundedFile, Config, GitleaksIgnore, Suppressions,
+};
 use crate::findings::Finding;
 use crate::pipeline::{self, Pipeline};
 use crate::report::{self, plural, Format, ReportContext};
@@ -39,18 +41,18 @@ pub struct Scanned {
 /// Built-in rules plus rule files, less the disabled ones (or only the enabled ones).
 pub fn build_scanner(
     opts: &ScanOpts,
-    rule_files: &[PathBuf],
+    rule_files: &[BoundedFile],
     config: &Config,
     ui: &dyn Ui,
 ) -> Result<Scanner> {
     let mut rules = RuleSet::builtin()?;
-    for path in rule_files {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read rule file {}", path.display()))?;
-        for w in rules.add_file(&text, &path.display().to_string())? {
+    for file in rule_files {
+        let text = file.read("rule file")?;
+        let origin = file.path.display().to_string();
+        for w in rules.add_file(&text, &origin)? {
             ui.warning(&crate::warning::Warning::new(
                 crate::warning::WarningKind::Rule,
-                path.display().to_string(),
+                origin.clone(),
                 w,
             ));
         }
@@ -127,7 +129,12 @@ pub fn scan(
 ) -> Result<Scanned> {
     let started = Instant::now();
     let config = Config::load(opts.config.as_deref(), root)?;
-    let mut files = opts.rule_files.clone();
+    let mut files: Vec<BoundedFile> = opts
+        .rule_files
+        .iter()
+        .cloned()
+        .map(BoundedFile::trusted)
+        .collect();
     files.extend(config.rule_files());
     let scanner = build_scanner(opts, &files, &config, ui.as_ref())?;
     let baseline = baseline.map(Baseline::load).transpose()?;
@@ -329,7 +336,7 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
     };
     let p = diag.progress();
     format!(
-        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}",
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}",
         plural(findings.len(), "finding", "findings"),
         if parts.is_empty() {
             String::new()
@@ -350,14 +357,6 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
         match diag.warnings() {
             0 => String::new(),
             n => format!(", {}", plural(n, "warning", "warnings")),
-        },
-        // What was not read was not found clean: never a bare "0 findings".
-        match diag.unreadable() {
-            0 => String::new(),
-            n => format!(
-                "; {} could not be read: the scan is incomplete",
-                plural(n, "input", "inputs")
-            ),
         },
     )
 }

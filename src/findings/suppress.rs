@@ -125,6 +125,86 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The parsed file.
     pub file: ConfigFile,
+    /// The canonical scan root when the configuration was found there (untrusted: the scanned
+    /// repository wrote it); `None` when the user named it with `--config`.
+    within: Option<PathBuf>,
+}
+
+/// Most bytes of a `trawl.toml` found at the scan root, and of each rule file it names.
+pub const UNTRUSTED_FILE_MAX: u64 = 1 << 20;
+/// Most bytes of a file the user named (`--config`, `--rules`, and what such a config names).
+pub const TRUSTED_FILE_MAX: u64 = 16 << 20;
+
+/// A configuration or rule file to read, with the checks its origin calls for: always a
+/// regular file (never a FIFO or a device, which would hang or never end) of at most
+/// `max_bytes`; when `within` is set (the file came from the scanned tree), inside that
+/// folder once symlinks and `..` are resolved. Errors name the file and the reason, never its
+/// content.
+#[derive(Clone, Debug)]
+pub struct BoundedFile {
+    /// The file as named (resolved against the naming config's folder).
+    pub path: PathBuf,
+    /// Largest size accepted.
+    pub max_bytes: u64,
+    /// Canonical folder the file must lie in.
+    pub within: Option<PathBuf>,
+}
+
+impl BoundedFile {
+    /// A file the user named on the command line: anywhere, generously capped.
+    pub fn trusted(path: PathBuf) -> BoundedFile {
+        BoundedFile {
+            path,
+            max_bytes: TRUSTED_FILE_MAX,
+            within: None,
+        }
+    }
+
+    /// Reads the file as UTF-8 text after the checks; `what` names it in errors
+    /// (`config`, `rule file`).
+    pub fn read(&self, what: &str) -> Result<String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let shown = self.path.display();
+        if let Some(root) = &self.within {
+            let real = std::fs::canonicalize(&self.path)
+                .with_context(|| format!("cannot read {what} {shown}"))?;
+            if !real.starts_with(root) {
+                bail!(
+                    "{what} {shown}: outside the scanned tree {} (a configuration found there \
+                     may only name files inside it)",
+                    root.display()
+                );
+            }
+        }
+        let not_regular = || anyhow!("{what} {shown}: not a regular file");
+        let meta =
+            std::fs::metadata(&self.path).with_context(|| format!("cannot read {what} {shown}"))?;
+        if !meta.is_file() {
+            return Err(not_regular());
+        }
+        // O_NONBLOCK: a file swapped for a FIFO after the check still cannot block the open.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)
+            .with_context(|| format!("cannot read {what} {shown}"))?;
+        if !file
+            .metadata()
+            .with_context(|| format!("cannot read {what} {shown}"))?
+            .is_file()
+        {
+            return Err(not_regular());
+        }
+        let mut bytes = Vec::new();
+        file.take(self.max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {what} {shown}"))?;
+        if bytes.len() as u64 > self.max_bytes {
+            bail!("{what} {shown}: larger than {} bytes", self.max_bytes);
+        }
+        String::from_utf8(bytes).map_err(|_| anyhow!("{what} {shown}: not UTF-8 text"))
+    }
 }
 
 /// The name looked for at the scan root.
@@ -133,16 +213,33 @@ pub const CONFIG_NAME: &str = "trawl.toml";
 impl Config {
     /// Loads `explicit`, or `trawl.toml` in `root` when present; a bad file is an error that
     /// names the file, line and reason.
+    ///
+    /// `trawl.toml` at the root is written by the scanned repository, so it is untrusted: it
+    /// must be a regular file inside the root of at most [`UNTRUSTED_FILE_MAX`] bytes, and so
+    /// must every rule file it names (see [`Config::rule_files`]). Anything else there (a
+    /// FIFO, a device, a symlink out) is an error, not a skipped file: a repository must
+    /// neither lose its own configuration silently nor make trawl read outside itself.
     pub fn load(explicit: Option<&Path>, root: Option<&Path>) -> Result<Config> {
-        let path = match explicit {
-            Some(p) => Some(p.to_path_buf()),
-            None => root.map(|r| r.join(CONFIG_NAME)).filter(|p| p.is_file()),
+        let (source, within) = match (explicit, root) {
+            (Some(p), _) => (BoundedFile::trusted(p.to_path_buf()), None),
+            (None, Some(r)) => {
+                let path = r.join(CONFIG_NAME);
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Ok(Config::default());
+                }
+                let within = std::fs::canonicalize(r)
+                    .with_context(|| format!("cannot read config {}", path.display()))?;
+                let source = BoundedFile {
+                    path,
+                    max_bytes: UNTRUSTED_FILE_MAX,
+                    within: Some(within.clone()),
+                };
+                (source, Some(within))
+            }
+            (None, None) => return Ok(Config::default()),
         };
-        let Some(path) = path else {
-            return Ok(Config::default());
-        };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = source.read("config")?;
+        let path = source.path;
         let file: ConfigFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
@@ -156,17 +253,33 @@ impl Config {
         Ok(Config {
             path: Some(path),
             file,
+            within,
         })
     }
 
-    /// Extra rule files, resolved against the config's folder.
-    pub fn rule_files(&self) -> Vec<PathBuf> {
+    /// Extra rule files, resolved against the config's folder, with the limits of the
+    /// config's origin: a config found at the scan root may only name regular files inside
+    /// that root, of at most [`UNTRUSTED_FILE_MAX`] bytes (a forbidden file is an error when
+    /// read); one named with `--config` may name any regular file.
+    pub fn rule_files(&self) -> Vec<BoundedFile> {
         let dir = self
             .path
             .as_deref()
             .and_then(Path::parent)
             .unwrap_or(Path::new("."));
-        self.file.rules.files.iter().map(|f| dir.join(f)).collect()
+        self.file
+            .rules
+            .files
+            .iter()
+            .map(|f| BoundedFile {
+                path: dir.join(f),
+                max_bytes: match self.within {
+                    Some(_) => UNTRUSTED_FILE_MAX,
+                    None => TRUSTED_FILE_MAX,
+                },
+                within: self.within.clone(),
+            })
+            .collect()
     }
 }
 
