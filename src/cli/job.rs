@@ -336,7 +336,7 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
     };
     let p = diag.progress();
     format!(
-        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}",
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}",
         plural(findings.len(), "finding", "findings"),
         if parts.is_empty() {
             String::new()
@@ -357,6 +357,14 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
         match diag.warnings() {
             0 => String::new(),
             n => format!(", {}", plural(n, "warning", "warnings")),
+        },
+        // What was not read was not found clean: never a bare "0 findings".
+        match diag.unreadable() {
+            0 => String::new(),
+            n => format!(
+                "; {} could not be read: the scan is incomplete",
+                plural(n, "input", "inputs")
+            ),
         },
     )
 }
