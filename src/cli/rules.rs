@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -86,7 +86,7 @@ fn check(files: &[PathBuf], ui: &dyn Ui) -> Result<ExitCode> {
     for path in files {
         let origin = path.display().to_string();
         let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+            crate::findings::suppress::BoundedFile::trusted(path.clone()).read("rule file")?;
         for w in rules.add_file(&text, &origin)? {
             ui.warning(&Warning::new(WarningKind::Rule, origin.clone(), &w));
             // A gitleaks rule that could not be converted is a problem of the file.

@@ -296,15 +296,27 @@ impl CompiledAllowlist {
             None
         } else {
             let mut b = GlobSetBuilder::new();
-            for p in &a.paths {
-                b.add(Glob::new(p).with_context(|| format!("{what}: bad path glob `{p}`"))?);
+            // Entries are named by position: the configuration may come from the scanned
+            // repository, and its text never reaches an error message.
+            for (i, p) in a.paths.iter().enumerate() {
+                let glob = Glob::new(p)
+                    .map_err(|_| anyhow!("{what}: path glob {} is not a valid glob", i + 1))?;
+                b.add(glob);
             }
             Some(b.build()?)
         };
         let regexes = a
             .regexes
             .iter()
-            .map(|r| compile_regex(r).with_context(|| format!("{what}: bad regex `{r}`")))
+            .enumerate()
+            .map(|(i, r)| {
+                compile_regex(r).map_err(|_| {
+                    anyhow!(
+                        "{what}: regex {} is not a valid regex (or over the limits)",
+                        i + 1
+                    )
+                })
+            })
             .collect::<Result<_>>()?;
         let stopwords = a.stopwords.iter().map(|w| w.to_lowercase()).collect();
         Ok(CompiledAllowlist {
