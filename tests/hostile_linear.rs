@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::util::{trawl, Fake, Tree};
+use crate::util::{trawl, trawl_measured, Fake, Tree};
 
 /// Slowdown allowed against the same secrets in an ordinary shape.
 const SLOWDOWN: f64 = 8.0;
@@ -92,4 +92,37 @@ fn a_line_of_many_secrets_is_read_once() {
     clean.write("keys.txt", ids.join("\n"));
     hostile.write("keys.txt", ids.join(" "));
     assert_linear(&clean, &hostile, 40_000);
+}
+
+/// A notebook with one code cell whose source is `strings`.
+fn notebook(strings: &[String]) -> String {
+    format!(
+        r#"{{"nbformat": 4, "nbformat_minor": 5, "metadata": {{}}, "cells": [{{"cell_type": "code", "metadata": {{}}, "outputs": [], "source": [{}]}}]}}"#,
+        strings.join(",")
+    )
+}
+
+#[test]
+fn a_notebook_of_tiny_strings_decodes_near_its_size() {
+    // A million one-character strings (4 MB); the ordinary notebook has the same size in
+    // lines of 60 characters.
+    let tiny = notebook(&vec!["\"x\"".to_string(); 1_000_000]);
+    let line = format!("\"{}\\n\"", "x".repeat(58));
+    let ordinary = notebook(&vec![line; tiny.len() / 64]);
+    let (clean, hostile) = (Tree::new(), Tree::new());
+    clean.write("nb.ipynb", &ordinary);
+    hostile.write("nb.ipynb", &tiny);
+    let peak = |tree: &Tree| {
+        let (code, _, stderr, peak) =
+            trawl_measured(&["scan", &tree.path().to_string_lossy()], tree.path());
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("scanned"), "{stderr}");
+        peak
+    };
+    let (clean_kb, hostile_kb) = (peak(&clean), peak(&hostile));
+    let file_kb = (tiny.len() / 1024) as i64;
+    assert!(
+        hostile_kb <= clean_kb + 2 * file_kb,
+        "peak {hostile_kb} kB against {clean_kb} kB for an ordinary notebook of {file_kb} kB"
+    );
 }

@@ -133,6 +133,46 @@ impl OffsetMap {
         }
     }
 
+    /// Raw offset of decoded offset 0 before any escape point (the string's first content byte).
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Whether decoded and raw offsets advance together throughout (no escape points).
+    pub fn is_linear(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Appends the escape points to `out` as varints of deltas, a few bytes each;
+    /// [`OffsetMap::read_points`] reads them back.
+    pub fn write_points(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.points.len() as u64);
+        let (mut decoded, mut raw) = (0, self.start);
+        for p in &self.points {
+            put_varint(out, zigzag(p.decoded, decoded));
+            put_varint(out, zigzag(p.raw, raw));
+            put_varint(out, p.decoded_len as u64);
+            put_varint(out, p.raw_len as u64);
+            (decoded, raw) = (p.decoded, p.raw);
+        }
+    }
+
+    /// The map starting at raw offset `start` whose points [`OffsetMap::write_points`] wrote
+    /// at `bytes[*at..]`; moves `at` past them. `None` if they are cut short.
+    pub fn read_points(start: usize, bytes: &[u8], at: &mut usize) -> Option<OffsetMap> {
+        let mut map = OffsetMap::linear(start);
+        let n = get_varint(bytes, at)?;
+        let (mut decoded, mut raw) = (0, start);
+        for _ in 0..n {
+            decoded = unzigzag(get_varint(bytes, at)?, decoded);
+            raw = unzigzag(get_varint(bytes, at)?, raw);
+            let decoded_len = usize::try_from(get_varint(bytes, at)?).ok()?;
+            let raw_len = usize::try_from(get_varint(bytes, at)?).ok()?;
+            map.escape(decoded, raw, decoded_len, raw_len);
+        }
+        Some(map)
+    }
+
     /// The map of the text that keeps only the `kept` ranges (in order, not overlapping) of a
     /// decoded text of `len` bytes; the new end maps to the old end.
     pub fn retain(&self, kept: &[Range<usize>], len: usize) -> OffsetMap {
@@ -164,6 +204,41 @@ impl OffsetMap {
         out.escape(at, self.raw(len), 0, 0);
         out
     }
+}
+
+/// Appends `v` as a LEB128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads the LEB128 varint at `bytes[*at..]` and moves `at` past it.
+pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// `to - from` as a zigzag-encoded unsigned number (small either way).
+fn zigzag(to: usize, from: usize) -> u64 {
+    let d = to.wrapping_sub(from) as i64;
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`]: `from` moved by the encoded difference.
+fn unzigzag(z: u64, from: usize) -> usize {
+    let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+    from.wrapping_add(d as usize)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,6 +633,25 @@ mod tests {
         let map = s.map.retain(&[5..10, 11..12], s.value.len());
         assert_eq!(&text[map.raw(0)..map.raw(0) + 3], b"ey=");
         assert_eq!(&text[map.raw(5)..map.raw(5) + 6], br"\u001b");
+    }
+
+    #[test]
+    fn points_written_compactly_read_back() {
+        let text = br#""\u001b[1mkey=\u00e9x\u001b[0m""#;
+        let s = one_string(text);
+        let cut = s.map.retain(&[4..9, 9..11], s.value.len());
+        for map in [&s.map, &cut, &OffsetMap::linear(3)] {
+            let mut bytes = vec![7];
+            map.write_points(&mut bytes);
+            let mut at = 1;
+            let back = OffsetMap::read_points(map.start, &bytes, &mut at);
+            assert_eq!(back.as_ref(), Some(map));
+            assert_eq!(at, bytes.len());
+        }
+        let mut bytes = Vec::new();
+        put_varint(&mut bytes, u64::MAX);
+        assert_eq!(get_varint(&bytes, &mut 0), Some(u64::MAX));
+        assert_eq!(get_varint(&bytes[..3], &mut 0), None);
     }
 
     #[test]

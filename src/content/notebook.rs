@@ -3,45 +3,73 @@
 //! the `.ipynb` file's bytes, with the cell and output index of each piece.
 //!
 //! The shared [`JsonReader`] walks the raw JSON, so positions survive (serde's `Value` forgets
-//! them); each piece keeps an [`OffsetMap`] of its escape points, not an offset per byte.
+//! them). The map back is a byte stream of one record per string, most of them one byte (a
+//! notebook of millions of one-character strings stays near its own size), with a checkpoint
+//! every [`CHECKPOINT`] records for look-ups; cells and outputs are kept per run of strings.
 
 use std::ops::Range;
 
-use super::json::{JsonEvent, JsonReader, OffsetMap, PathItem};
+use super::json::{get_varint, put_varint, JsonEvent, JsonReader, OffsetMap, PathItem};
 
-/// One decoded string of the notebook and where its bytes came from.
-#[derive(Debug, Clone)]
+/// A run of the joined text whose strings share a cell and an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// Offset of the segment in the joined text.
+    /// Offset of the run in the joined text.
     pub text_start: usize,
-    /// Length of the segment in the joined text.
-    pub len: usize,
-    /// Raw file offset of each byte of the segment (and of its end).
-    pub map: OffsetMap,
     /// Cell index, if inside `cells`.
     pub cell: Option<usize>,
     /// Output index, if inside a cell's `outputs`.
     pub output: Option<usize>,
 }
 
-impl Segment {
-    /// Raw file offset of the segment's end (the closing quote of its string).
-    fn raw_end(&self) -> usize {
-        self.map.raw(self.len)
-    }
+/// Strings between two checkpoints of the map.
+const CHECKPOINT: usize = 64;
+
+/// Where a record of the map starts, and the text and raw positions there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Checkpoint {
+    /// Offset of the record in [`NotebookText::records`].
+    record: usize,
+    /// Text offset where the record's separator (or string) starts.
+    text: usize,
+    /// Raw offset the previous string ends at (its closing quote); 0 before the first.
+    raw_end: usize,
 }
+
+/// A record's first byte: set for the one-byte form (a string without escapes, a gap below
+/// 8 and 1 to 8 bytes long); then a separator bit, 3 bits of gap and 3 of length.
+const SHORT: u8 = 0x80;
+/// The separator bit, in both forms: a `\n` was put before the string, standing for the end
+/// of the one before.
+const SEPARATOR: u8 = 0x40;
+/// In the long form: the string has escape points (after the gap and length varints).
+const ESCAPED: u8 = 0x01;
 
 /// A notebook's scannable text and its map back to the file.
 #[derive(Debug, Default)]
 pub struct NotebookText {
     /// The joined strings.
     pub text: Vec<u8>,
-    /// Pieces of `text`, in order.
+    /// Runs of `text` by cell and output, in order.
     pub segments: Vec<Segment>,
+    /// One record per string: whether a separator precedes it, the gap in the file from the
+    /// end of the string before, its length, and its escape points.
+    records: Vec<u8>,
+    checkpoints: Vec<Checkpoint>,
+    /// Strings recorded, and the raw end of the last one.
+    strings: usize,
+    raw_end: usize,
+}
+
+/// One string's record, read back.
+struct Record {
+    separator: bool,
+    len: usize,
+    map: OffsetMap,
 }
 
 impl NotebookText {
-    /// The segment holding text offset `at`.
+    /// The run holding text offset `at`.
     pub fn segment(&self, at: usize) -> Option<&Segment> {
         let i = self.segments.partition_point(|s| s.text_start <= at);
         self.segments.get(i.checked_sub(1)?)
@@ -49,31 +77,90 @@ impl NotebookText {
 
     /// Raw file offset of text offset `at` (`at` may be the end of the text).
     pub fn raw_offset(&self, at: usize) -> Option<usize> {
-        let seg = self.segment(at)?;
-        let within = at - seg.text_start;
-        (within <= seg.len).then(|| seg.map.raw(within))
+        let i = self.checkpoints.partition_point(|c| c.text <= at);
+        let mut cp = *self.checkpoints.get(i.checked_sub(1)?)?;
+        while let Some(rec) = self.read(&mut cp) {
+            let mut pos = cp.text;
+            if rec.separator {
+                if at == pos {
+                    return Some(cp.raw_end);
+                }
+                pos += 1;
+            }
+            if at < pos + rec.len {
+                return Some(rec.map.raw(at - pos));
+            }
+            cp.text = pos + rec.len;
+            cp.raw_end = rec.map.raw(rec.len);
+        }
+        (at == cp.text).then_some(cp.raw_end)
+    }
+
+    /// Reads the record at `cp` and moves `cp.record` past it; `None` at the end.
+    fn read(&self, cp: &mut Checkpoint) -> Option<Record> {
+        let at = &mut cp.record;
+        let head = *self.records.get(*at)?;
+        *at += 1;
+        let separator = head & SEPARATOR != 0;
+        if head & SHORT != 0 {
+            let raw_start = cp.raw_end + usize::from((head >> 3) & 7);
+            return Some(Record {
+                separator,
+                len: usize::from(head & 7) + 1,
+                map: OffsetMap::linear(raw_start),
+            });
+        }
+        let raw_start = cp.raw_end + usize::try_from(get_varint(&self.records, at)?).ok()?;
+        let len = usize::try_from(get_varint(&self.records, at)?).ok()?;
+        let map = if head & ESCAPED != 0 {
+            OffsetMap::read_points(raw_start, &self.records, at)?
+        } else {
+            OffsetMap::linear(raw_start)
+        };
+        Some(Record {
+            separator,
+            len,
+            map,
+        })
     }
 
     /// Appends one string of the notebook as its own line of the joined text.
     fn push(&mut self, text: &[u8], map: OffsetMap, cell: Option<usize>, output: Option<usize>) {
-        if !self.text.is_empty() && self.text.last() != Some(&b'\n') {
-            let last = self.segments.last().map_or(0, Segment::raw_end);
+        if self.strings % CHECKPOINT == 0 {
+            self.checkpoints.push(Checkpoint {
+                record: self.records.len(),
+                text: self.text.len(),
+                raw_end: self.raw_end,
+            });
+        }
+        self.strings += 1;
+        let separator = !self.text.is_empty() && self.text.last() != Some(&b'\n');
+        if self.segments.last().map(|s| (s.cell, s.output)) != Some((cell, output)) {
             self.segments.push(Segment {
                 text_start: self.text.len(),
-                len: 1,
-                map: OffsetMap::collapsed(last, 1),
                 cell,
                 output,
             });
+        }
+        if separator {
             self.text.push(b'\n');
         }
-        self.segments.push(Segment {
-            text_start: self.text.len(),
-            len: text.len(),
-            map,
-            cell,
-            output,
-        });
+        // Strings come in file order: each starts past the end of the one before.
+        let gap = map.start().saturating_sub(self.raw_end);
+        let sep_bit = if separator { SEPARATOR } else { 0 };
+        if map.is_linear() && gap < 8 && (1..=8).contains(&text.len()) {
+            self.records
+                .push(SHORT | sep_bit | (gap as u8) << 3 | (text.len() - 1) as u8);
+        } else {
+            let escaped = if map.is_linear() { 0 } else { ESCAPED };
+            self.records.push(sep_bit | escaped);
+            put_varint(&mut self.records, gap as u64);
+            put_varint(&mut self.records, text.len() as u64);
+            if !map.is_linear() {
+                map.write_points(&mut self.records);
+            }
+        }
+        self.raw_end = map.raw(text.len());
         self.text.extend_from_slice(text);
     }
 }
@@ -222,6 +309,87 @@ mod tests {
         assert_eq!(t.text, b"key=abc x");
         let raw = t.raw_offset(0).unwrap();
         assert_eq!(&nb[raw..raw + 3], b"key");
+    }
+
+    /// The map as built before it was made compact: a segment per string and per separator,
+    /// each with its own offset map. Per text offset (and the end): raw offset, cell, output.
+    type Located = (Option<usize>, Option<usize>, Option<usize>);
+    fn reference(data: &[u8]) -> Vec<Located> {
+        let mut reader = JsonReader::new(data, 0, MAX_DEPTH);
+        let mut text: Vec<u8> = Vec::new();
+        // (text start, length, map, cell, output)
+        type OldSegment = (usize, usize, OffsetMap, Option<usize>, Option<usize>);
+        let mut segs: Vec<OldSegment> = Vec::new();
+        while let Some(event) = reader.next().expect("valid") {
+            let JsonEvent::String(string) = event else {
+                continue;
+            };
+            let (cell, output, skip) = location(reader.path());
+            if skip || string.value.is_empty() {
+                continue;
+            }
+            let (value, map) = strip_ansi(string.value, string.map);
+            if value.is_empty() {
+                continue;
+            }
+            if !text.is_empty() && text.last() != Some(&b'\n') {
+                let last = segs.last().map_or(0, |s| s.2.raw(s.1));
+                segs.push((text.len(), 1, OffsetMap::collapsed(last, 1), cell, output));
+                text.push(b'\n');
+            }
+            segs.push((text.len(), value.len(), map, cell, output));
+            text.extend_from_slice(&value);
+        }
+        (0..=text.len())
+            .map(|at| {
+                let i = segs.partition_point(|s| s.0 <= at);
+                let Some(s) = i.checked_sub(1).map(|i| &segs[i]) else {
+                    return (None, None, None);
+                };
+                let raw = (at - s.0 <= s.1).then(|| s.2.raw(at - s.0));
+                (raw, s.3, s.4)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compact_map_agrees_with_a_segment_per_string() {
+        let long = "y".repeat(300);
+        let nb = format!(
+            r#"{{"nbformat": 4, "cells": [
+  {{"source": ["a", "bb\n", "ccc", "", "\u00e9\n\"q\"", "{long}", "d"],
+    "outputs": [{{"text": ["x\u001b[1my\u001b[0m", "z"]}},
+                {{"data": {{"image/png": "QUFB", "text/plain": "p"}}}}, "\n"]}},
+  {{"source": "s\tt"}},
+  "w",   "{long}\n\u2603"
+]}}"#
+        );
+        let mut many = String::from(r#"{"nbformat": 4, "cells": [{"source": ["#);
+        for i in 0..500 {
+            let sep = if i == 0 {
+                ""
+            } else {
+                [",", ", ", ",\n   "][i % 3]
+            };
+            let s = ["k", "k\\n", r"kk\u0041", "kkkkkkkkk", "é"][i % 5];
+            many.push_str(&format!(r#"{sep}"{s}""#));
+        }
+        many.push_str("]}]}");
+        for data in [nb.as_bytes(), many.as_bytes()] {
+            let t = decode(data).expect("valid");
+            let want = reference(data);
+            assert_eq!(want.len(), t.text.len() + 1);
+            for (at, w) in want.iter().enumerate() {
+                let seg = t.segment(at);
+                let got = (
+                    t.raw_offset(at),
+                    seg.and_then(|s| s.cell),
+                    seg.and_then(|s| s.output),
+                );
+                assert_eq!(&got, w, "text offset {at}");
+            }
+            assert_eq!(t.raw_offset(t.text.len() + 1), None);
+        }
     }
 
     #[test]
