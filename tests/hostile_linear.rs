@@ -102,27 +102,39 @@ fn notebook(strings: &[String]) -> String {
     )
 }
 
-#[test]
-fn a_notebook_of_tiny_strings_decodes_near_its_size() {
-    // A million one-character strings (4 MB); the ordinary notebook has the same size in
-    // lines of 60 characters.
-    let tiny = notebook(&vec!["\"x\"".to_string(); 1_000_000]);
+/// Peak RSS in kB of a scan of `tree`.
+fn peak_kb(tree: &Tree) -> i64 {
+    let (code, _, stderr, peak) =
+        trawl_measured(&["scan", &tree.path().to_string_lossy()], tree.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("scanned"), "{stderr}");
+    peak
+}
+
+/// Scans an ordinary notebook of 4 MB, then `hostile` (about as large): the hostile one's
+/// peak is at most twice its size above the ordinary one's.
+fn assert_notebook_memory(hostile: &str) {
     let line = format!("\"{}\\n\"", "x".repeat(58));
-    let ordinary = notebook(&vec![line; tiny.len() / 64]);
-    let (clean, hostile) = (Tree::new(), Tree::new());
+    let ordinary = notebook(&vec![line; hostile.len() / 64]);
+    let (clean, tree) = (Tree::new(), Tree::new());
     clean.write("nb.ipynb", &ordinary);
-    hostile.write("nb.ipynb", &tiny);
-    let peak = |tree: &Tree| {
-        let (code, _, stderr, peak) =
-            trawl_measured(&["scan", &tree.path().to_string_lossy()], tree.path());
-        assert_eq!(code, 0, "{stderr}");
-        assert!(stderr.contains("scanned"), "{stderr}");
-        peak
-    };
-    let (clean_kb, hostile_kb) = (peak(&clean), peak(&hostile));
-    let file_kb = (tiny.len() / 1024) as i64;
+    tree.write("nb.ipynb", hostile);
+    let (clean_kb, hostile_kb) = (peak_kb(&clean), peak_kb(&tree));
+    let file_kb = (hostile.len() / 1024) as i64;
     assert!(
         hostile_kb <= clean_kb + 2 * file_kb,
         "peak {hostile_kb} kB against {clean_kb} kB for an ordinary notebook of {file_kb} kB"
     );
+}
+
+#[test]
+fn a_notebook_of_tiny_strings_decodes_near_its_size() {
+    // A million one-character strings.
+    assert_notebook_memory(&notebook(&vec!["\"x\"".to_string(); 1_000_000]));
+}
+
+#[test]
+fn a_notebook_string_of_escapes_decodes_near_its_size() {
+    // Two million `\n` escapes in one string.
+    assert_notebook_memory(&notebook(&[format!("\"{}\"", "\\n".repeat(2_000_000))]));
 }

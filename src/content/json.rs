@@ -74,20 +74,39 @@ impl JsonString {
 
 /// Maps offsets in a decoded string back to offsets in the raw text.
 ///
-/// Outside escapes the two advance together, so only the escape points are stored, sorted: at
-/// each one, where its decoded bytes start, where its raw text starts, and both lengths. Every
-/// decoded byte of an escape maps to the escape's backslash. A string without escapes costs no
-/// allocation; a look-up is a binary search.
+/// Outside escapes the two advance together, so only the escape points are stored, in order:
+/// at each one, where its decoded bytes start, where its raw text starts, and both lengths.
+/// Every decoded byte of an escape maps to the escape's backslash. The points are packed as
+/// varints of what is not implied by the point before (an ordinary escape is one byte), with a
+/// checkpoint every [`POINT_CHECKPOINT`] points: a string of escapes maps back in less memory
+/// than it takes. A string without escapes costs no allocation; a look-up is a binary search
+/// and a short walk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OffsetMap {
     /// Raw offset of decoded offset 0.
     start: usize,
-    points: Vec<MapPoint>,
+    /// The packed points.
+    packed: Vec<u8>,
+    /// Every [`POINT_CHECKPOINT`]-th point: where it is packed, where the one before left
+    /// decoded and raw offsets, and its decoded offset.
+    checkpoints: Vec<PointCheckpoint>,
+    count: usize,
+    last: Option<MapPoint>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PointCheckpoint {
+    packed: usize,
+    prev: (usize, usize),
+    decoded: usize,
+}
+
+/// Points between two checkpoints of an [`OffsetMap`].
+const POINT_CHECKPOINT: usize = 32;
 
 /// Decoded `decoded..decoded + decoded_len` all map to `raw`; after them, decoded and raw advance
 /// together from `decoded + decoded_len` and `raw + raw_len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct MapPoint {
     decoded: usize,
     raw: usize,
@@ -95,12 +114,73 @@ struct MapPoint {
     raw_len: usize,
 }
 
+impl MapPoint {
+    /// Where decoded and raw offsets are after the point.
+    fn after(&self) -> (usize, usize) {
+        (self.decoded + self.decoded_len, self.raw + self.raw_len)
+    }
+
+    /// The raw offset of decoded `at`, the point being the last at or before it.
+    fn raw_of(&self, at: usize) -> usize {
+        if at < self.decoded + self.decoded_len {
+            self.raw
+        } else {
+            self.raw + self.raw_len + (at - self.decoded - self.decoded_len)
+        }
+    }
+}
+
+/// The lengths of an escape packed as a kind: `\n` and the like, `\uXXXX` as one, two or three
+/// UTF-8 bytes, a surrogate pair, and anything else spelled out.
+const KINDS: [(usize, usize); 5] = [(1, 2), (1, 6), (2, 6), (3, 6), (4, 12)];
+const KIND_SPELLED: u64 = 7;
+
+/// Reads the points packed in `bytes[at..]`, the first after `prev` (or from `start`).
+struct Points<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    prev: (usize, usize),
+    left: usize,
+}
+
+impl Iterator for Points<'_> {
+    type Item = MapPoint;
+
+    fn next(&mut self) -> Option<MapPoint> {
+        self.left = self.left.checked_sub(1)?;
+        let head = get_varint(self.bytes, &mut self.at)?;
+        let kind = head & 7;
+        let decoded = unzigzag(head >> 4, self.prev.0);
+        // Raw is implied (decoded and raw advance together from the point before) unless the
+        // flag says a difference follows.
+        let mut raw = self.prev.1.wrapping_add(decoded.wrapping_sub(self.prev.0));
+        if head & 8 != 0 {
+            raw = unzigzag(get_varint(self.bytes, &mut self.at)?, raw);
+        }
+        let (decoded_len, raw_len) = match KINDS.get(kind as usize) {
+            Some(&lens) => lens,
+            None => (
+                usize::try_from(get_varint(self.bytes, &mut self.at)?).ok()?,
+                usize::try_from(get_varint(self.bytes, &mut self.at)?).ok()?,
+            ),
+        };
+        let p = MapPoint {
+            decoded,
+            raw,
+            decoded_len,
+            raw_len,
+        };
+        self.prev = p.after();
+        Some(p)
+    }
+}
+
 impl OffsetMap {
     /// A map for text copied byte for byte from `start`.
     pub fn linear(start: usize) -> Self {
         OffsetMap {
             start,
-            points: Vec::new(),
+            ..OffsetMap::default()
         }
     }
 
@@ -114,23 +194,64 @@ impl OffsetMap {
     /// Records an escape at decoded offset `decoded` and raw offset `raw`; escapes are recorded
     /// in order.
     fn escape(&mut self, decoded: usize, raw: usize, decoded_len: usize, raw_len: usize) {
-        self.points.push(MapPoint {
+        let p = MapPoint {
             decoded,
             raw,
             decoded_len,
             raw_len,
-        });
+        };
+        let prev = self.last.map_or((0, self.start), |l| l.after());
+        if self.count % POINT_CHECKPOINT == 0 {
+            self.checkpoints.push(PointCheckpoint {
+                packed: self.packed.len(),
+                prev,
+                decoded,
+            });
+        }
+        let implied = prev.1.wrapping_add(decoded.wrapping_sub(prev.0));
+        let kind = KINDS
+            .iter()
+            .position(|&k| k == (decoded_len, raw_len))
+            .map_or(KIND_SPELLED, |k| k as u64);
+        let moved = u64::from(raw != implied) << 3;
+        put_varint(
+            &mut self.packed,
+            zigzag(decoded, prev.0) << 4 | moved | kind,
+        );
+        if raw != implied {
+            put_varint(&mut self.packed, zigzag(raw, implied));
+        }
+        if kind == KIND_SPELLED {
+            put_varint(&mut self.packed, decoded_len as u64);
+            put_varint(&mut self.packed, raw_len as u64);
+        }
+        self.count += 1;
+        self.last = Some(p);
+    }
+
+    /// The points from the `i`-th checkpoint on.
+    fn points_from(&self, i: usize) -> Points<'_> {
+        let cp = self.checkpoints.get(i).copied();
+        Points {
+            bytes: &self.packed,
+            at: cp.map_or(self.packed.len(), |c| c.packed),
+            prev: cp.map_or((0, self.start), |c| c.prev),
+            left: self.count.saturating_sub(i * POINT_CHECKPOINT),
+        }
     }
 
     /// The raw offset of decoded offset `at`; `at` may be the decoded length (then it is the raw
     /// offset of the closing quote).
     pub fn raw(&self, at: usize) -> usize {
-        let i = self.points.partition_point(|p| p.decoded <= at);
-        match i.checked_sub(1).map(|i| self.points[i]) {
-            None => self.start + at,
-            Some(p) if at < p.decoded + p.decoded_len => p.raw,
-            Some(p) => p.raw + p.raw_len + (at - p.decoded - p.decoded_len),
-        }
+        let i = self.checkpoints.partition_point(|c| c.decoded <= at);
+        let Some(i) = i.checked_sub(1) else {
+            return self.start + at;
+        };
+        self.points_from(i)
+            .take(POINT_CHECKPOINT)
+            .take_while(|p| p.decoded <= at)
+            .last()
+            .map_or(self.start + at, |p| p.raw_of(at))
     }
 
     /// Raw offset of decoded offset 0 before any escape point (the string's first content byte).
@@ -140,55 +261,53 @@ impl OffsetMap {
 
     /// Whether decoded and raw offsets advance together throughout (no escape points).
     pub fn is_linear(&self) -> bool {
-        self.points.is_empty()
+        self.count == 0
     }
 
-    /// Appends the escape points to `out` as varints of deltas, a few bytes each;
-    /// [`OffsetMap::read_points`] reads them back.
+    /// Appends the escape points to `out`, packed; [`OffsetMap::read_points`] reads them back.
     pub fn write_points(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.points.len() as u64);
-        let (mut decoded, mut raw) = (0, self.start);
-        for p in &self.points {
-            put_varint(out, zigzag(p.decoded, decoded));
-            put_varint(out, zigzag(p.raw, raw));
-            put_varint(out, p.decoded_len as u64);
-            put_varint(out, p.raw_len as u64);
-            (decoded, raw) = (p.decoded, p.raw);
-        }
+        put_varint(out, self.count as u64);
+        put_varint(out, self.packed.len() as u64);
+        out.extend_from_slice(&self.packed);
     }
 
     /// The map starting at raw offset `start` whose points [`OffsetMap::write_points`] wrote
     /// at `bytes[*at..]`; moves `at` past them. `None` if they are cut short.
     pub fn read_points(start: usize, bytes: &[u8], at: &mut usize) -> Option<OffsetMap> {
+        let count = usize::try_from(get_varint(bytes, at)?).ok()?;
+        let len = usize::try_from(get_varint(bytes, at)?).ok()?;
+        let packed = bytes.get(*at..at.checked_add(len)?)?;
+        *at += len;
         let mut map = OffsetMap::linear(start);
-        let n = get_varint(bytes, at)?;
-        let (mut decoded, mut raw) = (0, start);
-        for _ in 0..n {
-            decoded = unzigzag(get_varint(bytes, at)?, decoded);
-            raw = unzigzag(get_varint(bytes, at)?, raw);
-            let decoded_len = usize::try_from(get_varint(bytes, at)?).ok()?;
-            let raw_len = usize::try_from(get_varint(bytes, at)?).ok()?;
-            map.escape(decoded, raw, decoded_len, raw_len);
+        let points = Points {
+            bytes: packed,
+            at: 0,
+            prev: (0, start),
+            left: count,
+        };
+        for p in points {
+            map.escape(p.decoded, p.raw, p.decoded_len, p.raw_len);
         }
-        Some(map)
+        (map.count == count).then_some(map)
     }
 
     /// The map of the text that keeps only the `kept` ranges (in order, not overlapping) of a
     /// decoded text of `len` bytes; the new end maps to the old end.
     pub fn retain(&self, kept: &[Range<usize>], len: usize) -> OffsetMap {
+        let points: Vec<MapPoint> = self.points_from(0).collect();
         let mut out = OffsetMap::linear(self.start);
         let mut at = 0;
         for range in kept.iter().filter(|r| !r.is_empty()) {
             // Where the kept range starts: inside (or at) an escape, or in a literal run.
-            let i = self.points.partition_point(|p| p.decoded <= range.start);
-            match i.checked_sub(1).map(|i| self.points[i]) {
+            let i = points.partition_point(|p| p.decoded <= range.start);
+            match i.checked_sub(1).map(|i| points[i]) {
                 Some(p) if range.start < p.decoded + p.decoded_len => {
                     let rest = p.decoded + p.decoded_len - range.start;
                     out.escape(at, p.raw, rest, p.raw_len);
                 }
                 _ => out.escape(at, self.raw(range.start), 0, 0),
             }
-            for p in &self.points[i..] {
+            for p in &points[i..] {
                 if p.decoded >= range.end {
                     break;
                 }
@@ -615,7 +734,32 @@ mod tests {
         assert_eq!(&text[raw_of(7)..raw_of(7) + 2], br"\\");
         assert_eq!(text[raw_of(8)], b'd');
         assert_eq!(text[raw_of(9)], b'"');
-        assert_eq!(s.map.points.len(), 4, "one point per escape, none per byte");
+        assert_eq!(s.map.count, 4, "one point per escape, none per byte");
+        assert_eq!(s.map.packed.len(), 4, "one byte each");
+    }
+
+    #[test]
+    fn many_escapes_map_back_past_checkpoints() {
+        let mut text = String::from("\"");
+        for i in 0..200 {
+            text.push_str(["a\\n", "\\u00e9b", "\\ud83d\\ude00", "\\\"", "\\u2603"][i % 5]);
+        }
+        text.push('"');
+        let s = one_string(text.as_bytes());
+        let raw = text.as_bytes();
+        let mut literal = 0;
+        for at in 0..s.value.len() {
+            let r = s.map.raw(at);
+            if s.value[at].is_ascii_lowercase() {
+                assert_eq!(raw[r], s.value[at], "decoded {at}");
+                literal += 1;
+            } else {
+                assert_eq!(raw[r], b'\\', "decoded {at}");
+            }
+        }
+        assert_eq!(literal, 80);
+        assert_eq!(s.map.raw(s.value.len()), raw.len() - 1);
+        assert!(s.map.packed.len() <= s.map.count, "a byte per ordinary escape");
     }
 
     #[test]
