@@ -759,7 +759,10 @@ mod tests {
         }
         assert_eq!(literal, 80);
         assert_eq!(s.map.raw(s.value.len()), raw.len() - 1);
-        assert!(s.map.packed.len() <= s.map.count, "a byte per ordinary escape");
+        assert!(
+            s.map.packed.len() <= s.map.count,
+            "a byte per ordinary escape"
+        );
     }
 
     #[test]
