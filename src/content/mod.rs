@@ -591,6 +591,26 @@ pub(crate) fn binary_placed(
     }
 }
 
+/// A small xorshift generator for the decoders' robustness tests: fixed seed, reproducible
+/// failures.
+#[cfg(test)]
+pub(crate) mod test_rng {
+    pub(crate) struct XorShift(pub(crate) u64);
+
+    impl XorShift {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

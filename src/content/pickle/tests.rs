@@ -534,21 +534,7 @@ fn judge_families() {
     }
 }
 
-/// A small xorshift generator: fixed seed, reproducible failures.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::content::test_rng::XorShift;
 
 #[test]
 fn random_and_mutated_input_never_panics() {
