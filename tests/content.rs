@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::util::{stderr, trawl, Fake, Tree};
 
-fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
@@ -24,7 +24,7 @@ fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn tar_bytes(name: &str, data: &[u8]) -> Vec<u8> {
+pub fn tar_bytes(name: &str, data: &[u8]) -> Vec<u8> {
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
     h[100..108].copy_from_slice(b"0000644\0");

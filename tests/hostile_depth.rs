@@ -185,3 +185,72 @@ fn a_force_added_file_under_an_ignore_rule_is_scanned() {
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("scanned 6 files"), "{}", stderr(&o));
 }
+
+/// A 1,500-parent octopus merge: a base of 1,500 files, one branch per file changing it, and
+/// a merge of all the branches. A merge's cost must not multiply by its parent count: each
+/// parent's tree is compared in one pass over borrowed entries, never copied into a map.
+#[test]
+fn a_1500_parent_octopus_merge_costs_what_its_trees_cost() {
+    const N: usize = 1500;
+    let t = Tree::new();
+    git_ok(t.path(), &["init", "-q", "-b", "main"]);
+    let token = Fake::new(95).github_token("ghp_");
+    let who = "committer Dev <dev@example.invalid> 1700000000 +0000\n";
+    let mut s = format!("commit refs/heads/base\nmark :1\n{who}data 4\nbase\n");
+    for i in 0..N {
+        s.push_str(&format!(
+            "M 100644 inline f{i}.txt\ndata 7\nbase {:1}\n",
+            i % 10
+        ));
+    }
+    s.push('\n');
+    let branch_content = |i: usize| {
+        if i == 700 {
+            format!("GITHUB_TOKEN={token}\n")
+        } else {
+            format!("branch {i}\n")
+        }
+    };
+    for i in 0..N {
+        let data = branch_content(i);
+        s.push_str(&format!(
+            "commit refs/heads/b{i}\nmark :{}\n{who}data 2\nb\nfrom :1\nM 100644 inline f{i}.txt\ndata {}\n{data}\n",
+            i + 2,
+            data.len()
+        ));
+    }
+    s.push_str(&format!(
+        "commit refs/heads/main\n{who}data 8\noctopus\nfrom :2\n"
+    ));
+    for i in 1..N {
+        s.push_str(&format!("merge :{}\n", i + 2));
+    }
+    for i in 1..N {
+        let data = branch_content(i);
+        s.push_str(&format!(
+            "M 100644 inline f{i}.txt\ndata {}\n{data}",
+            data.len()
+        ));
+    }
+    s.push('\n');
+    fast_import(t.path(), s.as_bytes());
+    let parents = git_ok(t.path(), &["rev-list", "--parents", "-n", "1", "main"]);
+    assert_eq!(
+        parents.split(' ').count(),
+        N + 1,
+        "an octopus of {N} parents"
+    );
+
+    let dir = t.path().to_str().unwrap();
+    let (code, out, err, peak_kb) =
+        crate::util::trawl_measured(&["git", dir, "--format", "json"], t.path());
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let locs = v["findings"][0]["locations"].as_array().unwrap();
+    // The secret was introduced by its branch, not by the merge that kept it.
+    assert_eq!(locs.len(), 1, "{v}");
+    let merge = git_ok(t.path(), &["rev-parse", "main"]);
+    assert_ne!(locs[0]["commit"].as_str(), Some(merge.as_str()));
+    // Every parent tree held in a map cost 440 MB; one tree at a time costs a few.
+    assert!(peak_kb < 120 * 1024, "peak {peak_kb} kB");
+}

@@ -271,6 +271,7 @@ fn write_report(
             ColorChoice::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
         },
         root_uri,
+        ..ReportContext::default()
     };
     match &args.output {
         Some(path) => {

@@ -100,11 +100,12 @@ fn zip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
                 continue;
             }
         };
+        let name = clean_name(file.name());
+        let inner = join_member(member, &name);
+        ctx.scan_member_name(&name, &inner);
         if file.is_dir() {
             continue;
         }
-        let name = clean_name(file.name());
-        let inner = join_member(member, &name);
         let allowance = ctx.budget.member_allowance(file.compressed_size());
         let declared_over = file.size() > allowance;
         if declared_over && ctx.budget.note_bomb_member() {
@@ -155,6 +156,7 @@ fn gzip(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth:
         .map(|f| clean_name(&String::from_utf8_lossy(f)))
         .unwrap_or_else(|| "gunzip".to_string());
     let inner = join_member(member, &name);
+    ctx.scan_member_name(&name, &inner);
     let allowance = ctx.budget.member_allowance(data.len() as u64);
     if !ctx.budget.take_entry() {
         return;
@@ -235,6 +237,7 @@ fn tar(ctx: &mut Context<'_, '_, '_>, data: &[u8], member: Option<&str>, depth: 
                 }
                 let name = clean_name(&long_name.take().unwrap_or(name));
                 let inner = join_member(member, &name);
+                ctx.scan_member_name(&name, &inner);
                 if body.len() < size as usize {
                     ctx.warn(Some(&inner), "truncated tar entry: scanned what is there");
                 }

@@ -15,7 +15,7 @@ pub mod pickle;
 mod protobuf;
 mod pylit;
 
-use crate::findings::{place, Extra, Placed, Position};
+use crate::findings::{place, place_name, Extra, NameKind, Placed, Position};
 use crate::scan::Worker;
 use crate::source::looks_binary;
 use crate::warning::WarningKind;
@@ -392,18 +392,34 @@ impl Context<'_, '_, '_> {
         self.out.placed.extend(placed);
     }
 
-    /// Model metadata strings, each with its key and the offset of its value.
+    /// Model metadata strings, each with its key and the offset of its value; the keys' own
+    /// names too (a secret in one is a secret in a name).
     fn scan_meta(&mut self, strings: &[model::MetaString], member: Option<&str>) {
-        let items: Vec<StringItem<'_>> = strings
-            .iter()
-            .map(|m| StringItem {
-                offset: m.offset,
-                exact: true,
-                key: Some(m.key.clone()),
-                value: &m.value,
-            })
-            .collect();
-        self.scan_strings(&items, member);
+        for names in [false, true] {
+            let items: Vec<StringItem<'_>> = strings
+                .iter()
+                .filter(|m| m.is_key == names)
+                .map(|m| StringItem {
+                    offset: m.offset,
+                    exact: true,
+                    key: Some(m.key.clone()),
+                    value: &m.value,
+                })
+                .collect();
+            self.scan_strings(&items, member, names.then_some(NameKind::Key));
+        }
+    }
+
+    /// An archive member's name (`member` is its chain, the name last).
+    pub(crate) fn scan_member_name(&mut self, name: &str, member: &str) {
+        let matches = self.worker.scan(name.as_bytes());
+        if matches.is_empty() {
+            return;
+        }
+        for mut p in place_name(name.as_bytes(), &matches, NameKind::Member) {
+            p.member = Some(member.to_string());
+            self.out.placed.push(p);
+        }
     }
 
     /// A pickle stream (at `base` in its member): its string constants are scanned, and each
@@ -430,7 +446,7 @@ impl Context<'_, '_, '_> {
                 value: &s.value,
             })
             .collect();
-        self.scan_strings(&items, member);
+        self.scan_strings(&items, member, None);
         for import in &report.imports {
             let (rule, family) = match import.verdict {
                 pickle::ImportVerdict::Safe => continue,
@@ -454,7 +470,12 @@ impl Context<'_, '_, '_> {
 
     /// Scans strings pulled out of binary content (pickle constants, model metadata): joined
     /// one per line, each finding placed at its string's byte offset, with its key.
-    fn scan_strings(&mut self, items: &[StringItem<'_>], member: Option<&str>) {
+    fn scan_strings(
+        &mut self,
+        items: &[StringItem<'_>],
+        member: Option<&str>,
+        name: Option<NameKind>,
+    ) {
         let mut text = Vec::new();
         let mut starts = Vec::with_capacity(items.len());
         for item in items {
@@ -471,6 +492,7 @@ impl Context<'_, '_, '_> {
             p.position = None;
             p.member = member.map(str::to_string);
             p.extra.key = item.key.clone();
+            p.extra.name = name;
             self.out.placed.push(p);
         }
     }

@@ -131,6 +131,31 @@ pub struct Extra {
     pub key: Option<String>,
     /// A message for findings that are not secrets (unsafe pickle imports).
     pub message: Option<String>,
+    /// Set when the secret is in a name rather than in content: the offset is then in the
+    /// name.
+    pub name: Option<NameKind>,
+}
+
+/// Which name a secret was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NameKind {
+    /// The path of the input (a file or directory name).
+    Path,
+    /// An archive member's name (the location's `member`).
+    Member,
+    /// A metadata key (the location's `key`): model-card front matter, safetensors, GGUF.
+    Key,
+}
+
+impl NameKind {
+    /// How reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameKind::Path => "path",
+            NameKind::Member => "member",
+            NameKind::Key => "key",
+        }
+    }
 }
 
 /// Neighbouring matches looked at for secrets that share a snippet.
@@ -191,6 +216,17 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
         });
     }
     out
+}
+
+/// Places matches found in a name (a path, an archive member's name, a metadata key): no
+/// lines, the offset is in the name, the snippet is the name.
+pub fn place_name(name: &[u8], matches: &[Match], kind: NameKind) -> Vec<Placed> {
+    let mut placed = place(name, matches);
+    for p in &mut placed {
+        p.position = None;
+        p.extra.name = Some(kind);
+    }
+    placed
 }
 
 /// The line [`place`] is on, and what has been worked out about it.
@@ -279,14 +315,15 @@ pub fn secret_fingerprint(rule_id: &str, secret: &[u8]) -> String {
 }
 
 /// The location fingerprint: distinguishes the places a secret was seen. It hashes named
-/// fields (path, member, line, and the byte offset only where there is no line), so a line
-/// number can never be mistaken for an offset.
+/// fields (path, member, line, and the byte offset only where there is no line, and the kind
+/// of name for a secret in a name), so a line number can never be mistaken for an offset.
 pub fn location_fingerprint(
     secret_fp: &str,
-    path: &str,
+    path: &[u8],
     member: Option<&str>,
     position: Option<Position>,
     offset: usize,
+    name: Option<NameKind>,
 ) -> String {
     let line = position.map(|p| p.line.to_string()).unwrap_or_default();
     let offset = if position.is_some() {
@@ -294,18 +331,22 @@ pub fn location_fingerprint(
     } else {
         offset.to_string()
     };
-    hash_hex(&[
+    let mut parts: Vec<&[u8]> = vec![
         b"v2",
         secret_fp.as_bytes(),
         b"path",
-        path.as_bytes(),
+        path,
         b"member",
         member.unwrap_or_default().as_bytes(),
         b"line",
         line.as_bytes(),
         b"offset",
         offset.as_bytes(),
-    ])
+    ];
+    if let Some(kind) = name {
+        parts.extend([&b"name"[..], kind.as_str().as_bytes()]);
+    }
+    hash_hex(&parts)
 }
 
 /// What a finding is: a secret, or code that runs when an artifact is loaded.
@@ -380,9 +421,9 @@ impl Location {
         }
     }
 
-    /// What makes two locations the same place: input, member and offset.
-    fn key(&self) -> (&Provenance, &Option<String>, usize) {
-        (&self.provenance, &self.member, self.offset)
+    /// What makes two locations the same place: input, member, name or content, offset.
+    fn key(&self) -> (&Provenance, &Option<String>, Option<NameKind>, usize) {
+        (&self.provenance, &self.member, self.extra.name, self.offset)
     }
 }
 
@@ -408,10 +449,11 @@ impl FindingSet {
                 snippet_others: p.snippet_others.clone(),
                 fingerprint: location_fingerprint(
                     &fp,
-                    provenance.path(),
+                    provenance.path_bytes(),
                     p.member.as_deref(),
                     p.position,
                     p.offset,
+                    p.extra.name,
                 ),
             };
             match self.index.get(&fp) {
@@ -487,17 +529,17 @@ mod tests {
         assert_ne!(a, secret_fingerprint("q", b"s"));
         let at = |line: usize| Some(Position::of(b"x\nx\nx\n", 2 * (line - 1), 2 * line - 1));
         assert_ne!(
-            location_fingerprint(&a, "p", None, at(1), 0),
-            location_fingerprint(&a, "p", None, at(2), 2)
+            location_fingerprint(&a, b"p", None, at(1), 0, None),
+            location_fingerprint(&a, b"p", None, at(2), 2, None)
         );
         // A line number is never taken for an offset, nor a member for none.
         assert_ne!(
-            location_fingerprint(&a, "p", None, at(1), 0),
-            location_fingerprint(&a, "p", None, None, 1)
+            location_fingerprint(&a, b"p", None, at(1), 0, None),
+            location_fingerprint(&a, b"p", None, None, 1, None)
         );
         assert_ne!(
-            location_fingerprint(&a, "p", Some("m"), at(1), 0),
-            location_fingerprint(&a, "p", None, at(1), 0)
+            location_fingerprint(&a, b"p", Some("m"), at(1), 0, None),
+            location_fingerprint(&a, b"p", None, at(1), 0, None)
         );
     }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::content::{self, Limits};
-use crate::findings::{Finding, FindingSet, Placed};
+use crate::findings::{place_name, Finding, FindingSet, NameKind, Placed};
 use crate::scan::{Scanner, Worker};
 use crate::source::{
     looks_binary, Blob, BlobId, Diagnostics, Lane, Provenance, Sink, Source, SourceError, Warning,
@@ -224,6 +224,18 @@ impl Lane for PipelineLane<'_, '_> {
             self.pipeline.record(provenance(), &kept);
         }
     }
+
+    fn name(&mut self, provenance: Provenance) {
+        let name = provenance.path_bytes();
+        let matches = self.worker.scan(name);
+        if matches.is_empty() {
+            return;
+        }
+        let placed = place_name(name, &matches, NameKind::Path);
+        if !placed.is_empty() {
+            self.pipeline.record(vec![provenance], &placed);
+        }
+    }
 }
 
 /// The line of `data` holding byte `offset`, without its line break.
@@ -305,7 +317,7 @@ mod tests {
             for (path, data) in &self.0 {
                 lane.blob(Blob { data, id: None }, path, &|| {
                     vec![Provenance::File {
-                        path: path.to_string(),
+                        path: (*path).into(),
                     }]
                 });
             }

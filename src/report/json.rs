@@ -1,5 +1,6 @@
 //! JSON report (`{"findings": [...]}`) and JSON lines (one finding object per line).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -16,13 +17,16 @@ struct JsonLocation<'a> {
     end_column: Option<usize>,
     offset: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    member: Option<&'a str>,
+    member: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cell: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
+    key: Option<Cow<'a, str>>,
+    /// Set when the secret is in a name (`path`, `member` or `key`), not in content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
     snippet: String,
@@ -30,9 +34,9 @@ struct JsonLocation<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     commit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    author: Option<&'a str>,
+    author: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
+    email: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     date: Option<&'a str>,
 }
@@ -61,22 +65,23 @@ fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
             .locations
             .iter()
             .map(|l| JsonLocation {
-                path: l.display_path(),
+                path: ctx.path(l),
                 line: l.position.map(|p| p.line),
                 column: l.position.map(|p| p.column),
                 end_line: l.position.map(|p| p.end_line),
                 end_column: l.position.map(|p| p.end_column),
                 offset: l.offset,
-                member: l.member.as_deref(),
+                member: l.member.as_deref().map(|m| ctx.text(m)),
                 cell: l.extra.cell,
                 output: l.extra.output,
-                key: l.extra.key.as_deref(),
+                key: l.extra.key.as_deref().map(|k| ctx.text(k)),
+                in_name: l.extra.name.map(|n| n.as_str()),
                 message: l.extra.message.as_deref(),
                 snippet: ctx.snippet(l),
                 fingerprint: &l.fingerprint,
                 commit: l.provenance.commit().map(|c| c.id.as_str()),
-                author: l.provenance.commit().map(|c| c.author.as_str()),
-                email: l.provenance.commit().map(|c| c.email.as_str()),
+                author: l.provenance.commit().map(|c| ctx.text(&c.author)),
+                email: l.provenance.commit().map(|c| ctx.text(&c.email)),
                 date: l.provenance.commit().map(|c| c.date.as_str()),
             })
             .collect(),

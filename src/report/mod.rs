@@ -10,9 +10,12 @@ mod sarif;
 pub use sarif::{uri_encode, MAX_RESULTS as SARIF_MAX_RESULTS};
 mod text;
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::ops::Range;
+use std::sync::Arc;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use clap::ValueEnum;
 
 use crate::findings::{Finding, Location, What};
@@ -45,6 +48,8 @@ pub struct ReportContext {
     pub color: bool,
     /// Absolute scan root, for SARIF's `originalUriBaseIds`.
     pub root_uri: Option<String>,
+    /// Every secret of the report, hidden wherever a name shows it (set by [`write`]).
+    pub(crate) hide: Option<Arc<Hide>>,
 }
 
 impl Default for ReportContext {
@@ -54,6 +59,7 @@ impl Default for ReportContext {
             redact_keep: DEFAULT_REDACT_KEEP,
             color: false,
             root_uri: None,
+            hide: None,
         }
     }
 }
@@ -87,7 +93,80 @@ impl ReportContext {
             ranges.extend(loc.snippet_others.iter().cloned());
             redact_ranges(&loc.snippet, &ranges, self.redact_keep)
         };
-        text.trim().to_string()
+        self.text(text.trim()).into_owned()
+    }
+
+    /// Text from the scanned content that a report prints besides snippets (a path, a member
+    /// or key name, a commit author): every secret of the report in it redacted, unless asked.
+    pub fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match &self.hide {
+            Some(hide) if !self.show_secrets => hide.apply(text, self.redact_keep),
+            _ => Cow::Borrowed(text),
+        }
+    }
+
+    /// The location's path (and member) as reports show it.
+    pub fn path(&self, loc: &Location) -> String {
+        self.text(&loc.display_path()).into_owned()
+    }
+
+    /// This context, hiding the secrets of `findings` in every name it prints.
+    fn hiding(&self, findings: &[Finding]) -> ReportContext {
+        let mut ctx = self.clone();
+        if !self.show_secrets {
+            ctx.hide = Hide::new(findings).map(Arc::new);
+        }
+        ctx
+    }
+}
+
+/// Secrets shorter than this are not looked for in names (too likely to be ordinary text).
+const HIDE_MIN_LEN: usize = 8;
+
+/// The secrets of a report, found in any text in one pass.
+#[derive(Debug)]
+pub(crate) struct Hide {
+    secrets: AhoCorasick,
+}
+
+impl Hide {
+    fn new(findings: &[Finding]) -> Option<Hide> {
+        let mut secrets: Vec<&[u8]> = findings
+            .iter()
+            .filter_map(|f| match &f.what {
+                // Names are shown as text: a secret that is not UTF-8 cannot be in one.
+                What::Secret(s) if s.len() >= HIDE_MIN_LEN && std::str::from_utf8(s).is_ok() => {
+                    Some(s.as_slice())
+                }
+                _ => None,
+            })
+            .collect();
+        if secrets.is_empty() {
+            return None;
+        }
+        secrets.sort_unstable();
+        secrets.dedup();
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(secrets)
+            .ok()
+            .map(|secrets| Hide { secrets })
+    }
+
+    fn apply<'t>(&self, text: &'t str, keep: usize) -> Cow<'t, str> {
+        let mut matches = self.secrets.find_iter(text).peekable();
+        if matches.peek().is_none() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for m in matches {
+            out.push_str(&text[at..m.start()]);
+            out.push_str(&redact_keep(&text.as_bytes()[m.range()], keep));
+            at = m.end();
+        }
+        out.push_str(&text[at..]);
+        Cow::Owned(out)
     }
 }
 
@@ -169,6 +248,7 @@ pub fn write(
     findings: &[Finding],
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let ctx = &ctx.hiding(findings);
     match format {
         Format::Text => text::write(ctx, findings, out),
         Format::Json => json::write(ctx, findings, out, false),

@@ -159,7 +159,7 @@ fn location(ctx: &ReportContext, loc: &Location) -> Value {
     if !snippet.is_empty() {
         region["snippet"] = json!({ "text": snippet });
     }
-    let path = loc.display_path();
+    let path = ctx.path(loc);
     let path = path.as_str();
     let artifact = if path.starts_with('/') {
         json!({ "uri": format!("file://{}", uri_encode(path)) })
@@ -168,10 +168,14 @@ fn location(ctx: &ReportContext, loc: &Location) -> Value {
     } else {
         json!({ "uri": uri_encode(path) })
     };
+    if loc.extra.name.is_some() {
+        // The secret is in the name, not at a place in the file's content.
+        return json!({ "physicalLocation": { "artifactLocation": artifact } });
+    }
     json!({ "physicalLocation": { "artifactLocation": artifact, "region": region } })
 }
 
-fn result_properties(rule: &RuleInfo, f: &Finding, loc: &Location) -> Value {
+fn result_properties(ctx: &ReportContext, rule: &RuleInfo, f: &Finding, loc: &Location) -> Value {
     let mut p = json!({
         "severity": rule.severity.as_str(),
         "category": rule.category.as_str(),
@@ -183,7 +187,7 @@ fn result_properties(rule: &RuleInfo, f: &Finding, loc: &Location) -> Value {
         p["byteEndColumn"] = json!(pos.end_column);
     }
     if let Some(m) = &loc.member {
-        p["member"] = json!(m);
+        p["member"] = json!(ctx.text(m));
     }
     if let Some(c) = loc.extra.cell {
         p["cell"] = json!(c);
@@ -192,15 +196,18 @@ fn result_properties(rule: &RuleInfo, f: &Finding, loc: &Location) -> Value {
         p["output"] = json!(o);
     }
     if let Some(k) = &loc.extra.key {
-        p["key"] = json!(k);
+        p["key"] = json!(ctx.text(k));
     }
     if let Some(m) = &loc.extra.message {
         p["detail"] = json!(m);
     }
+    if let Some(n) = loc.extra.name {
+        p["inName"] = json!(n.as_str());
+    }
     if let Some(c) = loc.provenance.commit() {
         p["commit"] = json!(c.id);
-        p["author"] = json!(c.author);
-        p["email"] = json!(c.email);
+        p["author"] = json!(ctx.text(&c.author));
+        p["email"] = json!(ctx.text(&c.email));
         p["date"] = json!(c.date);
     }
     p
@@ -234,11 +241,16 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                 rule_index: index_of(&rule.id),
                 level: rule.severity.sarif_level(),
                 message: Message {
-                    text: format!("{} found: {secret}", rule.name),
+                    text: match loc.extra.name {
+                        Some(n) => {
+                            format!("{} found in a {} name: {secret}", rule.name, n.as_str())
+                        }
+                        None => format!("{} found: {secret}", rule.name),
+                    },
                 },
                 locations: vec![location(ctx, loc)],
                 partial_fingerprints: fps,
-                properties: result_properties(rule, f, loc),
+                properties: result_properties(ctx, rule, f, loc),
             });
         }
     }

@@ -64,9 +64,11 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
             paint(ctx, "2", &format!("[{short_fp}]"))
         )?;
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
-            let place = match loc.position {
-                Some(p) => format!("{}:{}:{}", loc.display_path(), p.line, p.column),
-                None => format!("{} @ byte {}", loc.display_path(), loc.offset),
+            let path = ctx.path(loc);
+            let place = match (loc.extra.name, loc.position) {
+                (Some(kind), _) => format!("{path} (in the {} name)", kind.as_str()),
+                (None, Some(p)) => format!("{path}:{}:{}", p.line, p.column),
+                (None, None) => format!("{path} @ byte {}", loc.offset),
             };
             writeln!(
                 out,
@@ -82,7 +84,7 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                 facts.push(format!("output {o}"));
             }
             if let Some(k) = &loc.extra.key {
-                facts.push(format!("key {k}"));
+                facts.push(format!("key {}", ctx.text(k)));
             }
             if let Some(m) = &loc.extra.message {
                 facts.push(m.clone());
@@ -96,8 +98,8 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                     out,
                     "            in commit {} by {} <{}> on {}",
                     paint(ctx, "33", short),
-                    plain(&c.author),
-                    plain(&c.email),
+                    plain(&ctx.text(&c.author)),
+                    plain(&ctx.text(&c.email)),
                     plain(&c.date)
                 )?;
             }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use ignore::{WalkBuilder, WalkState};
 
 use super::mapped::MappedFile;
-use super::{Blob, Provenance, Sink, Source, SourceError, Warning, WarningKind};
+use super::{Blob, PathName, Provenance, Sink, Source, SourceError, Warning, WarningKind};
 
 /// Files at least this large are memory-mapped instead of read.
 const MMAP_THRESHOLD: u64 = 4 << 20;
@@ -238,17 +238,20 @@ fn walk(
             };
             let path = entry.path();
             let shown = display_path(path, strip);
-            if entry.depth() > 0 && sink.excluded(&shown) {
+            if entry.depth() > 0 && sink.excluded(shown.as_str()) {
                 return WalkState::Skip;
             }
             if !ft.is_file() {
                 return WalkState::Continue;
             }
             tracked.visit(path);
+            lane.name(Provenance::File {
+                path: shown.clone(),
+            });
             match read(path, max_file_size, &|head| sink.reads_large(head), &mut buf) {
                 Ok(Some(content)) => {
                     let data = content.bytes(&buf);
-                    lane.blob(Blob { data, id: None }, &shown, &|| {
+                    lane.blob(Blob { data, id: None }, shown.as_str(), &|| {
                         vec![Provenance::File {
                             path: shown.clone(),
                         }]
@@ -299,7 +302,7 @@ fn walk_warning(err: &ignore::Error, strip: Option<&Path>) -> Warning {
     loop {
         match e {
             ignore::Error::WithPath { path: p, err } => {
-                path = display_path(p, strip);
+                path = display_path(p, strip).into();
                 e = err;
             }
             ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
@@ -327,22 +330,37 @@ fn walk_warning(err: &ignore::Error, strip: Option<&Path>) -> Warning {
     }
 }
 
-/// A path for reports: relative to `strip` when given, `/`-separated, without a leading `./`.
-pub fn display_path(path: &Path, strip: Option<&Path>) -> String {
+/// A path for reports: relative to `strip` when given, `/`-separated, without a leading `./`;
+/// its raw bytes kept for identity (see [`PathName`]).
+pub fn display_path(path: &Path, strip: Option<&Path>) -> PathName {
     let rel = strip
         .and_then(|s| path.strip_prefix(s).ok())
+        .filter(|r| !r.as_os_str().is_empty())
         .unwrap_or(path);
-    let mut s = rel.to_string_lossy().into_owned();
-    if std::path::MAIN_SEPARATOR != '/' {
-        s = s.replace(std::path::MAIN_SEPARATOR, "/");
+    let mut bytes = path_bytes(rel);
+    while let Some(rest) = bytes.strip_prefix(b"./") {
+        bytes = rest.to_vec();
     }
-    while let Some(rest) = s.strip_prefix("./") {
-        s = rest.to_string();
+    if bytes.is_empty() {
+        bytes = path_bytes(path);
     }
-    if s.is_empty() {
-        s = path.to_string_lossy().into_owned();
+    PathName::from_bytes(&bytes)
+}
+
+/// A path's bytes, `/`-separated.
+fn path_bytes(path: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
     }
-    s
+    #[cfg(not(unix))]
+    {
+        let s = path
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        s.into_bytes()
+    }
 }
 
 enum Content {

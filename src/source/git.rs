@@ -17,8 +17,8 @@ use gix::prelude::{Find, Header};
 use gix::ObjectId;
 
 use super::{
-    Blob, BlobId, CommitMeta, Diagnostics, Provenance, Sink, Source, SourceError, Warning,
-    WarningKind,
+    Blob, BlobId, CommitMeta, Diagnostics, PathName, Provenance, Sink, Source, SourceError,
+    Warning, WarningKind,
 };
 use crate::dates::format_date;
 
@@ -41,7 +41,7 @@ pub struct Introduction {
     /// The introducing commit (None for an unreachable blob).
     pub commit: Option<Arc<CommitMeta>>,
     /// Path of the blob in that commit.
-    pub path: String,
+    pub path: PathName,
 }
 
 /// The result of phase one: the unique blobs to read and where each was introduced.
@@ -53,6 +53,8 @@ pub struct History {
     pub introductions: Vec<Vec<Introduction>>,
     /// Commits walked.
     pub commits: usize,
+    /// Every path of an introduced blob, with the oldest commit that has it, by path.
+    pub names: Vec<(PathName, Arc<CommitMeta>)>,
 }
 
 /// Warnings about history, by the path or object they concern.
@@ -159,13 +161,22 @@ fn tips(
 /// A tree's entries, owned.
 type Entries = Vec<(BString, EntryMode, ObjectId)>;
 
+/// Object ids as hash-map keys: they are hashes already, so the map hashes their first bytes
+/// instead of running SipHash over them.
+type IdMap<V> = gix::hashtable::HashMap<ObjectId, V>;
+
 struct Walker<'r> {
     repo: &'r gix::Repository,
     diag: &'r Diagnostics,
+    /// Buffer for the parent tree being compared (one at a time).
     buf: Vec<u8>,
-    index: HashMap<ObjectId, usize>,
+    /// Tree buffers of finished frames, reused.
+    spare: Vec<Vec<u8>>,
+    index: IdMap<usize>,
     history: History,
     submodules_noted: HashSet<BString>,
+    /// Every path met, with its oldest introducing commit: where a name is first seen.
+    names: HashMap<BString, Arc<CommitMeta>>,
 }
 
 impl<'r> Walker<'r> {
@@ -174,52 +185,80 @@ impl<'r> Walker<'r> {
             repo,
             diag,
             buf: Vec::new(),
-            index: HashMap::new(),
+            spare: Vec::new(),
+            index: IdMap::default(),
             history: History::default(),
             submodules_noted: HashSet::new(),
+            names: HashMap::new(),
         }
     }
 
-    fn read_tree(&mut self, id: ObjectId, path: &BStr) -> Option<Entries> {
+    /// Reads tree `id` into `buf`; false (with a warning) when it is missing or not a tree.
+    fn load_tree(&self, id: ObjectId, path: &BStr, buf: &mut Vec<u8>) -> bool {
         if id == ObjectId::empty_tree(self.repo.object_hash()) {
-            return Some(Vec::new());
+            buf.clear();
+            return true;
         }
-        let data = match self.repo.objects.try_find(&id, &mut self.buf) {
-            Ok(Some(d)) if d.kind == gix::objs::Kind::Tree => d,
+        match self.repo.objects.try_find(&id, buf) {
+            Ok(Some(d)) if d.kind == gix::objs::Kind::Tree => true,
             Ok(Some(d)) => {
                 self.diag
                     .warn_at(&show(path), format!("tree {id} is a {}", d.kind));
-                return None;
+                false
             }
             Ok(None) => {
                 self.diag
                     .warn_at(&show(path), format!("missing tree object {id}"));
-                return None;
+                false
             }
             Err(e) => {
                 self.diag
                     .warn_at(&show(path), format!("cannot read tree {id}: {e}"));
-                return None;
-            }
-        };
-        let mut out = Vec::new();
-        for e in gix::objs::TreeRefIter::from_bytes(data.data, self.repo.object_hash()) {
-            match e {
-                Ok(e) => out.push((e.filename.to_owned(), e.mode, e.oid.to_owned())),
-                Err(err) => {
-                    self.diag
-                        .warn_at(&show(path), format!("corrupt tree {id}: {err}"));
-                    break;
-                }
+                false
             }
         }
-        Some(out)
+    }
+
+    /// A tree's entries, owned (for the staged comparison).
+    fn read_tree(&mut self, id: ObjectId, path: &BStr) -> Option<Entries> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let loaded = self.load_tree(id, path, &mut buf);
+        let mut out = Vec::new();
+        if loaded {
+            for e in self.entries(&buf, id, path, true) {
+                out.push((e.filename.to_owned(), e.mode, e.oid.to_owned()));
+            }
+        }
+        self.buf = buf;
+        loaded.then_some(out)
+    }
+
+    /// The entries of tree `id` (read into `data`); a corrupt entry ends them with a warning.
+    fn entries<'d>(
+        &self,
+        data: &'d [u8],
+        id: ObjectId,
+        path: &'d BStr,
+        warn: bool,
+    ) -> impl Iterator<Item = gix::objs::tree::EntryRef<'d>> + 'd
+    where
+        'r: 'd,
+    {
+        let diag = self.diag;
+        gix::objs::TreeRefIter::from_bytes(data, self.repo.object_hash()).map_while(move |e| {
+            e.map_err(|err| {
+                if warn {
+                    diag.warn_at(&show(path), format!("corrupt tree {id}: {err}"));
+                }
+            })
+            .ok()
+        })
     }
 
     fn introduce(&mut self, id: ObjectId, path: &BStr, commit: &Arc<CommitMeta>) {
         let intro = Introduction {
             commit: Some(commit.clone()),
-            path: show(path),
+            path: PathName::from_bytes(path),
         };
         match self.index.get(&id) {
             Some(&i) => self.history.introductions[i].push(intro),
@@ -229,25 +268,72 @@ impl<'r> Walker<'r> {
                 self.history.introductions.push(vec![intro]);
             }
         }
+        // The walk goes from new to old: the oldest commit seen with a path is where its
+        // name was first seen (ties by id, so the answer does not depend on walk order).
+        let older = |a: &CommitMeta, b: &CommitMeta| (a.time, &a.id) < (b.time, &b.id);
+        match self.names.get_mut(path) {
+            Some(c) if older(commit, c) => *c = commit.clone(),
+            Some(_) => {}
+            None => {
+                self.names.insert(path.to_owned(), commit.clone());
+            }
+        }
     }
 
-    /// A tree's entries with its parent trees' entries by name, for [`Walker::diff`];
-    /// `None` (with a warning) when the tree cannot be read.
+    /// Tree `new` compared with the same directory in the parents (`parents`, trees that
+    /// differ from `new`): which entries some parent has unchanged, and each changed
+    /// subdirectory's versions in the parents. One merge pass over sorted entries per parent,
+    /// on borrowed bytes: the cost is the size of the trees read, with nothing allocated per
+    /// entry. `None` (with a warning) when `new` cannot be read.
     fn frame(&mut self, new: ObjectId, parents: &[ObjectId], prefix: &BStr) -> Option<Frame> {
-        let entries = self.read_tree(new, prefix)?;
-        let olds = parents
-            .iter()
-            .map(|&p| {
-                self.read_tree(p, prefix)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(n, m, o)| (n, (m, o)))
-                    .collect()
-            })
-            .collect();
+        let mut data = self.spare.pop().unwrap_or_default();
+        if !self.load_tree(new, prefix, &mut data) {
+            self.spare.push(data);
+            return None;
+        }
+        let count = self.entries(&data, new, prefix, true).count();
+        let mut unchanged = vec![false; count];
+        let mut sub_parents: Vec<(usize, ObjectId)> = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        for &parent in parents {
+            if !self.load_tree(parent, prefix, &mut buf) {
+                continue; // warned; every entry counts as new against this parent
+            }
+            let mut olds = self.entries(&buf, parent, prefix, true).peekable();
+            for (i, e) in self.entries(&data, new, prefix, false).enumerate() {
+                let is_tree = e.mode.is_tree();
+                while let Some(o) = olds.peek() {
+                    let order = gix::objs::tree::name_order(
+                        o.filename,
+                        o.mode.is_tree(),
+                        e.filename,
+                        is_tree,
+                    );
+                    if order == std::cmp::Ordering::Less {
+                        olds.next();
+                        continue;
+                    }
+                    if order == std::cmp::Ordering::Equal {
+                        if o.oid == e.oid {
+                            unchanged[i] = true;
+                        } else if is_tree && o.mode.is_tree() {
+                            sub_parents.push((i, o.oid.to_owned()));
+                        }
+                        olds.next();
+                    }
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+        sub_parents.sort_unstable();
+        sub_parents.dedup();
         Some(Frame {
-            entries: entries.into_iter(),
-            olds,
+            data,
+            offset: 0,
+            next: 0,
+            unchanged,
+            sub_parents,
             prefix_len: 0,
         })
     }
@@ -257,43 +343,49 @@ impl<'r> Walker<'r> {
     /// repository's nesting never reaches the thread's stack; trees nested deeper than
     /// [`MAX_TREE_DEPTH`] (git's own limit) are a warning and are not read.
     fn diff(&mut self, new: ObjectId, parents: &[ObjectId], commit: &Arc<CommitMeta>) {
+        if parents.contains(&new) {
+            return; // the same tree as a parent: nothing introduced
+        }
         let mut prefix = BString::default();
         let Some(root) = self.frame(new, parents, prefix.as_bstr()) else {
             return;
         };
         let mut stack = vec![root];
-        while let Some(top) = stack.last_mut() {
-            let Some((name, mode, oid)) = top.entries.next() else {
-                let done = stack.pop();
-                prefix.truncate(done.map_or(0, |f| f.prefix_len));
+        let mut sub: Vec<ObjectId> = Vec::new();
+        loop {
+            let depth = stack.len();
+            let Some(top) = stack.last_mut() else { break };
+            let Some((i, name, mode, oid)) = top.advance(self.repo.object_hash()) else {
+                if let Some(done) = stack.pop() {
+                    prefix.truncate(done.prefix_len);
+                    self.spare.push(done.data);
+                }
                 continue;
             };
-            let in_parents: Vec<(EntryMode, ObjectId)> = top
-                .olds
-                .iter()
-                .filter_map(|o| o.get(&name).copied())
-                .collect();
-            if in_parents.iter().any(|&(_, o)| o == oid) {
+            if top.unchanged.get(i).copied().unwrap_or(false) {
                 continue; // unchanged relative to some parent
             }
             let len = prefix.len();
             if !prefix.is_empty() {
                 prefix.push(b'/');
             }
-            prefix.push_str(&name);
+            prefix.extend_from_slice(&top.data[name]);
             if mode.is_tree() {
-                if stack.len() >= MAX_TREE_DEPTH {
+                if depth >= MAX_TREE_DEPTH {
                     self.diag.warn(Warning::new(
                         WarningKind::Limit,
                         commit.id.clone(),
                         format!("tree nested deeper than {MAX_TREE_DEPTH} directories (git's limit): the deeper part is not read"),
                     ));
                 } else {
-                    let sub: Vec<ObjectId> = in_parents
-                        .iter()
-                        .filter(|(m, _)| m.is_tree())
-                        .map(|&(_, o)| o)
-                        .collect();
+                    sub.clear();
+                    let from = top.sub_parents.partition_point(|&(j, _)| j < i);
+                    sub.extend(
+                        top.sub_parents[from..]
+                            .iter()
+                            .take_while(|&&(j, _)| j == i)
+                            .map(|&(_, o)| o),
+                    );
                     if let Some(mut frame) = self.frame(oid, &sub, prefix.as_bstr()) {
                         frame.prefix_len = len;
                         stack.push(frame);
@@ -315,19 +407,44 @@ impl<'r> Walker<'r> {
 /// git itself refuses a tree.
 const MAX_TREE_DEPTH: usize = 4096;
 
-/// One tree being compared in [`Walker::diff`]: its entries still to visit, its parents'
-/// entries by name, and the prefix length to restore when it is done.
+/// One tree being compared in [`Walker::diff`]: its bytes and the next entry to visit, which
+/// entries some parent has unchanged, the parents' versions of its changed subdirectories
+/// (by entry index, sorted), and the prefix length to restore when it is done.
 struct Frame {
-    entries: std::vec::IntoIter<(BString, EntryMode, ObjectId)>,
-    olds: Vec<HashMap<BString, (EntryMode, ObjectId)>>,
+    data: Vec<u8>,
+    offset: usize,
+    next: usize,
+    unchanged: Vec<bool>,
+    sub_parents: Vec<(usize, ObjectId)>,
     prefix_len: usize,
+}
+
+impl Frame {
+    /// The next entry: its index, the range of its name in `data`, its mode and id. (A
+    /// corrupt entry was warned about when the frame was made, and ends the tree.)
+    fn advance(
+        &mut self,
+        hash: gix::hash::Kind,
+    ) -> Option<(usize, std::ops::Range<usize>, EntryMode, ObjectId)> {
+        let rest = self.data.get(self.offset..)?;
+        let mut iter = gix::objs::TreeRefIter::from_bytes(rest, hash);
+        let e = iter.next()?.ok()?;
+        let base = self.data.as_ptr() as usize;
+        let start = e.filename.as_ptr() as usize - base;
+        let name = start..start + e.filename.len();
+        let (mode, oid) = (e.mode, e.oid.to_owned());
+        self.offset += iter.offset_to_next_entry(rest);
+        let i = self.next;
+        self.next += 1;
+        Some((i, name, mode, oid))
+    }
 }
 
 fn show(path: &BStr) -> String {
     if path.is_empty() {
         "(root tree)".to_string()
     } else {
-        path.to_str_lossy().into_owned()
+        PathName::from_bytes(path).into()
     }
 }
 
@@ -439,6 +556,12 @@ pub fn walk_history(
         walker.diff(tree, &parent_trees, &meta);
     }
     let mut history = walker.history;
+    let mut names: Vec<(BString, Arc<CommitMeta>)> = walker.names.into_iter().collect();
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    history.names = names
+        .into_iter()
+        .map(|(path, commit)| (PathName::from_bytes(&path), commit))
+        .collect();
     if opts.all_objects {
         add_unreachable(repo, &mut history, walker.index, diag);
     }
@@ -449,10 +572,10 @@ pub fn walk_history(
 fn add_unreachable(
     repo: &gix::Repository,
     history: &mut History,
-    index: HashMap<ObjectId, usize>,
+    index: IdMap<usize>,
     diag: &Diagnostics,
 ) {
-    let mut seen: HashSet<ObjectId> = index.into_keys().collect();
+    let mut seen: gix::hashtable::HashSet<ObjectId> = index.into_keys().collect();
     let ids = match repo.objects.iter() {
         Ok(ids) => ids,
         Err(e) => {
@@ -476,7 +599,7 @@ fn add_unreachable(
                 history.blobs.push(id);
                 history.introductions.push(vec![Introduction {
                     commit: None,
-                    path: format!("unreachable/{id}"),
+                    path: format!("unreachable/{id}").into(),
                 }]);
             }
             Ok(_) => {}
@@ -534,7 +657,7 @@ pub fn read_blob<'b>(
 #[derive(Debug)]
 pub struct StagedChange {
     /// Path in the index.
-    pub path: String,
+    pub path: PathName,
     /// The staged blob.
     pub new: ObjectId,
     /// The blob at that path in `HEAD`, if any.
@@ -590,7 +713,7 @@ pub fn staged_changes(
             continue;
         }
         out.push(StagedChange {
-            path: path.to_str_lossy().into_owned(),
+            path: PathName::from_bytes(path),
             new: entry.id,
             old,
         });
@@ -648,6 +771,7 @@ fn read_blobs(
     let shared = repo.into_sync();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = sink.threads().max(1);
+    let names = std::sync::atomic::AtomicBool::new(false);
     sink.install(&mut || {
         rayon::scope(|s| {
             for _ in 0..threads {
@@ -655,6 +779,17 @@ fn read_blobs(
                     let repo = shared.to_thread_local();
                     let mut lane = sink.lane();
                     let mut buf = Vec::new();
+                    // The first lane to start also looks at every path name once.
+                    if !names.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        for (path, commit) in &history.names {
+                            if !sink.excluded(path.as_str()) {
+                                lane.name(Provenance::Git {
+                                    commit: Some(commit.clone()),
+                                    path: path.prefixed(prefix),
+                                });
+                            }
+                        }
+                    }
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&id) = history.blobs.get(i) else {
@@ -662,7 +797,7 @@ fn read_blobs(
                         };
                         let intros: Vec<&Introduction> = history.introductions[i]
                             .iter()
-                            .filter(|x| !sink.excluded(&x.path))
+                            .filter(|x| !sink.excluded(x.path.as_str()))
                             .collect();
                         let Some(first) = intros.first() else {
                             continue;
@@ -681,7 +816,7 @@ fn read_blobs(
                                 .iter()
                                 .map(|x| Provenance::Git {
                                     commit: x.commit.clone(),
-                                    path: format!("{prefix}{}", x.path),
+                                    path: x.path.prefixed(prefix),
                                 })
                                 .collect()
                         });
@@ -722,15 +857,20 @@ impl Source for GitStaged {
             diag.total
                 .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             for change in changes {
-                let path = format!("{prefix}{}", change.path);
-                if sink.excluded(&path) {
+                let path = change.path.prefixed(prefix);
+                if sink.excluded(path.as_str()) {
                     continue;
                 }
-                let Some(data) = read_blob(repo, change.new, max, &mut buf, &path, diag) else {
+                if change.old.is_none() {
+                    // A new path: its name is added too.
+                    lane.name(Provenance::File { path: path.clone() });
+                }
+                let shown = path.as_str();
+                let Some(data) = read_blob(repo, change.new, max, &mut buf, shown, diag) else {
                     continue;
                 };
                 let old_lines: HashSet<&[u8]> = match change.old {
-                    Some(old) => read_blob(repo, old, max, &mut old_buf, &path, diag)
+                    Some(old) => read_blob(repo, old, max, &mut old_buf, shown, diag)
                         .map(|d| d.split(|&b| b == b'\n').map(trim_cr).collect())
                         .unwrap_or_default(),
                     None => HashSet::new(),
@@ -741,7 +881,7 @@ impl Source for GitStaged {
                 };
                 lane.blob_lines(
                     blob,
-                    &path,
+                    shown,
                     &|| vec![Provenance::File { path: path.clone() }],
                     &|line| !old_lines.contains(trim_cr(line)),
                 );

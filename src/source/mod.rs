@@ -13,7 +13,10 @@ pub mod fs;
 #[cfg(feature = "git")]
 pub mod git;
 mod mapped;
+mod name;
 pub mod stdin;
+
+pub use name::PathName;
 
 use std::fmt;
 use std::io::Read;
@@ -73,8 +76,8 @@ pub struct CommitMeta {
 pub enum Provenance {
     /// A file; the path is relative to the scan root with `/` separators.
     File {
-        /// The display path.
-        path: String,
+        /// The path.
+        path: PathName,
     },
     /// Standard input.
     Stdin,
@@ -84,7 +87,7 @@ pub enum Provenance {
         /// The introducing commit.
         commit: Option<Arc<CommitMeta>>,
         /// The path as of that commit.
-        path: String,
+        path: PathName,
     },
 }
 
@@ -92,8 +95,17 @@ impl Provenance {
     /// The path shown in reports.
     pub fn path(&self) -> &str {
         match self {
-            Provenance::File { path } | Provenance::Git { path, .. } => path,
+            Provenance::File { path } | Provenance::Git { path, .. } => path.as_str(),
             Provenance::Stdin => "<stdin>",
+        }
+    }
+
+    /// The path's raw bytes: its identity (two names that differ only in bytes that are not
+    /// UTF-8 are two places).
+    pub fn path_bytes(&self) -> &[u8] {
+        match self {
+            Provenance::File { path } | Provenance::Git { path, .. } => path.as_bytes(),
+            Provenance::Stdin => b"<stdin>",
         }
     }
 
@@ -131,6 +143,11 @@ pub trait Lane: Send {
         provenance: &dyn Fn() -> Vec<Provenance>,
         keep_line: &dyn Fn(&[u8]) -> bool,
     );
+
+    /// A name content was seen under (a path, all of its directories included): a secret
+    /// in the name is a finding located at the name. Sources give each name once, with
+    /// the place it was first seen, whether or not its content could be read.
+    fn name(&mut self, provenance: Provenance);
 }
 
 /// Where sources push blobs: the pipeline.

@@ -142,12 +142,13 @@ impl GgufWalk<'_, '_> {
         if at >= self.reader.data.len() {
             return Err(format!("the data ends at byte {at}"));
         }
-        let Some((_, key)) = self.reader.string() else {
+        let Some((key_at, key_bytes)) = self.reader.string() else {
             return Err(format!(
                 "the key at byte {at} runs past the end of the data"
             ));
         };
-        let key = String::from_utf8_lossy(key).into_owned();
+        let key = String::from_utf8_lossy(key_bytes).into_owned();
+        self.push(&key, key_at, key_bytes, true)?;
         let Some(ty) = self.reader.u32() else {
             return Err(format!(
                 "the value type of `{key}` runs past the end of the data"
@@ -176,7 +177,7 @@ impl GgufWalk<'_, '_> {
                     ));
                 };
                 if record {
-                    self.push(key, offset, bytes)?;
+                    self.push(key, offset, bytes, false)?;
                 }
                 Ok(())
             }
@@ -238,7 +239,7 @@ impl GgufWalk<'_, '_> {
         Ok(())
     }
 
-    fn push(&mut self, key: &str, offset: usize, value: &[u8]) -> Result<(), String> {
+    fn push(&mut self, key: &str, offset: usize, value: &[u8], is_key: bool) -> Result<(), String> {
         if value.is_empty() {
             return Ok(());
         }
@@ -252,6 +253,7 @@ impl GgufWalk<'_, '_> {
             key: key.to_owned(),
             value: value.to_vec(),
             offset,
+            is_key,
         });
         Ok(())
     }

@@ -40,6 +40,9 @@ pub struct MetaString {
     pub value: Vec<u8>,
     /// Byte offset of the value in the file.
     pub offset: usize,
+    /// The string is a key's own name (at `offset`), not a value: a secret in it is a
+    /// secret in a name.
+    pub is_key: bool,
 }
 
 pub(super) fn le_u64(data: &[u8], at: usize) -> Option<u64> {

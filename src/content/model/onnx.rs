@@ -78,6 +78,7 @@ impl<'a> OnnxWalk<'a> {
             key,
             value: bytes.to_vec(),
             offset,
+            is_key: false,
         });
     }
 

@@ -61,17 +61,23 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
         .next()
         .map_err(|e| format!("safetensors header: {e}"))?
     {
-        let JsonEvent::String(s) = event else {
-            continue;
+        let (s, is_key) = match event {
+            JsonEvent::String(s) => (s, false),
+            JsonEvent::Key(k) => (k, true),
+            _ => continue,
         };
         let path = reader.path();
-        if s.value.is_empty() || is_tensor_field(path) {
+        // After a key, the path ends with the key itself: a tensor's `dtype`, `shape` and
+        // `data_offsets` keys are skipped with their values.
+        let skip = is_tensor_field(path);
+        if s.value.is_empty() || skip {
             continue;
         }
         out.push(MetaString {
             key: dotted(path),
             offset: s.start(),
             value: s.value,
+            is_key,
         });
     }
     Ok(out)

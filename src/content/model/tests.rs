@@ -64,10 +64,21 @@ fn assert_offsets(data: &[u8], strings: &[MetaString]) {
     }
 }
 
+/// The values, each under its key.
 fn pairs(strings: &[MetaString]) -> Vec<(&str, &[u8])> {
     strings
         .iter()
+        .filter(|s| !s.is_key)
         .map(|s| (s.key.as_str(), &s.value[..]))
+        .collect()
+}
+
+/// The keys' own names.
+fn key_names(strings: &[MetaString]) -> Vec<&[u8]> {
+    strings
+        .iter()
+        .filter(|s| s.is_key)
+        .map(|s| &s.value[..])
         .collect()
 }
 
@@ -115,9 +126,25 @@ fn safetensors_other_strings_and_escapes() {
             ("odd[1].deep", b"v"),
         ]
     );
+    // Every key's own name, but a tensor's `dtype`, `shape` and `data_offsets`.
+    assert_eq!(
+        key_names(&strings),
+        [
+            &b"__metadata__"[..],
+            b"token",
+            b"n",
+            b"t",
+            b"note",
+            b"odd",
+            b"deep"
+        ]
+    );
     // The escaped value starts right after its opening quote.
-    assert_eq!(&file[strings[0].offset..strings[0].offset + 3], br#"a\""#);
-    assert_offsets(&file, &strings[1..]);
+    let (escaped, rest): (Vec<MetaString>, Vec<MetaString>) = strings
+        .into_iter()
+        .partition(|s| !s.is_key && s.key == "__metadata__.token");
+    assert_eq!(&file[escaped[0].offset..escaped[0].offset + 3], br#"a\""#);
+    assert_offsets(&file, &rest);
 }
 
 #[test]
@@ -309,7 +336,8 @@ fn gguf_claims_two_to_the_sixty_entries() {
         },
     ] {
         let (strings, warnings) = gguf_strings(&file.out, &limits).unwrap();
-        assert_eq!(strings.len(), 2);
+        assert_eq!(pairs(&strings).len(), 2);
+        assert_eq!(key_names(&strings), [&b"general.name"[..], b"k"]);
         assert!(
             warnings
                 .iter()
@@ -374,7 +402,9 @@ fn gguf_hostile_lengths() {
     let mut file = GgufFile::new(3, false, 2);
     file.kv_string("a", "x").string("b").u32(99).u64(0);
     let (strings, warnings) = gguf_strings(&file.out, &GgufLimits::default()).unwrap();
-    assert_eq!(strings.len(), 1);
+    assert_eq!(pairs(&strings), [("a", &b"x"[..])]);
+    // The key of the entry with the unknown type was read before its type.
+    assert_eq!(key_names(&strings), [&b"a"[..], b"b"]);
     assert!(
         warnings[0].contains("unknown value type 99"),
         "{warnings:?}"
@@ -390,7 +420,7 @@ fn gguf_limits() {
     };
     let (strings, warnings) = gguf_strings(&file, &limits).unwrap();
     // One item per array, and the walk goes on to the entries after the array.
-    let keys: Vec<_> = strings.iter().map(|s| s.key.as_str()).collect();
+    let keys: Vec<_> = pairs(&strings).iter().map(|s| s.0).collect();
     assert_eq!(
         keys,
         [
