@@ -74,7 +74,11 @@ impl Terminal {
 
     /// Writes one message (possibly several lines of our own text), made safe.
     fn line(&self, text: &str) {
-        let safe = self.safe(text);
+        self.write_line(&self.safe(text));
+    }
+
+    /// Writes a line as it is, in place of the progress line if one is shown.
+    fn write_line(&self, safe: &str) {
         let mut progress_shown = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut err = std::io::stderr().lock();
         // A warning replaces the progress line; the next redraw puts it back below.
@@ -131,6 +135,11 @@ impl Ui for Terminal {
 
     fn notice(&self, text: &str) {
         self.line(text);
+    }
+
+    fn summary(&self, text: &str) {
+        // Our own words and numbers: escaped all the same, never worth a redactor.
+        self.write_line(&trawl::report::escape_control(text, &[]));
     }
 
     fn can_show_progress(&self) -> bool {

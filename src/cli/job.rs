@@ -249,7 +249,7 @@ pub fn finish(
     };
     write_report(report, &scanned.findings, root_uri, quiet, ui)?;
     if !quiet {
-        ui.notice(&summary(scanned, unit));
+        ui.summary(&summary(scanned, unit));
     }
     Ok(code)
 }

@@ -24,8 +24,13 @@ use crate::warning::{Progress, Warning};
 pub trait Ui: Send + Sync {
     /// A problem with one input (or the run); the scan went on.
     fn warning(&self, warning: &Warning);
-    /// A line of information: the summary, guidance after a refused commit.
+    /// A line of information: guidance after a refused commit, where a report went.
     fn notice(&self, text: &str);
+    /// The summary line: trawl's own words and numbers only, nothing from the scanned input
+    /// (so it needs no redaction, and a clean pre-commit run never loads a redactor).
+    fn summary(&self, text: &str) {
+        self.notice(text);
+    }
     /// Whether a progress line may be drawn (stderr is a terminal).
     fn can_show_progress(&self) -> bool;
     /// Draws the progress line (`unit`: "files", "blobs"), or clears it with `None`.

@@ -674,31 +674,58 @@ pub fn staged_changes(
         .open_index()
         .map_err(|e| SourceError::Repository(format!("cannot read the index: {e}")))?;
     let mut head: HashMap<BString, ObjectId> = HashMap::new();
+    // Directories whose cached tree in the index is HEAD's: nothing under them is staged.
+    let mut unchanged: HashSet<BString> = HashSet::new();
     if let Ok(tree) = repo.head_tree_id() {
         let mut walker = Walker::new(repo, diag);
-        // An explicit stack, as in `Walker::diff`, with the same depth limit.
-        let mut stack = vec![(tree.detach(), BString::default(), 0usize)];
-        while let Some((t, prefix, depth)) = stack.pop() {
-            for (name, mode, oid) in walker.read_tree(t, prefix.as_bstr()).unwrap_or_default() {
-                let mut path = prefix.clone();
-                if !path.is_empty() {
-                    path.push(b'/');
-                }
-                path.push_str(&name);
-                if mode.is_tree() && depth + 1 >= MAX_TREE_DEPTH {
-                    diag.warn(Warning::new(
-                        WarningKind::Limit,
-                        "HEAD",
-                        format!("tree nested deeper than {MAX_TREE_DEPTH} directories (git's limit): the deeper part is not compared"),
-                    ));
-                } else if mode.is_tree() {
-                    stack.push((oid, path, depth + 1));
-                } else if mode.is_blob_or_symlink() {
-                    head.insert(path, oid);
+        let cached = |node: Option<&gix::index::extension::Tree>, id: ObjectId| {
+            node.is_some_and(|n| n.num_entries.is_some() && n.id == id)
+        };
+        let root = index.tree();
+        if !cached(root, tree.detach()) {
+            // An explicit stack, as in `Walker::diff`, with the same depth limit.
+            let mut stack = vec![(tree.detach(), BString::default(), 0usize, root)];
+            while let Some((t, prefix, depth, node)) = stack.pop() {
+                for (name, mode, oid) in walker.read_tree(t, prefix.as_bstr()).unwrap_or_default() {
+                    let mut path = prefix.clone();
+                    if !path.is_empty() {
+                        path.push(b'/');
+                    }
+                    path.push_str(&name);
+                    if mode.is_tree() && depth + 1 >= MAX_TREE_DEPTH {
+                        diag.warn(Warning::new(
+                            WarningKind::Limit,
+                            "HEAD",
+                            format!("tree nested deeper than {MAX_TREE_DEPTH} directories (git's limit): the deeper part is not compared"),
+                        ));
+                    } else if mode.is_tree() {
+                        let child = node.and_then(|n| {
+                            n.children
+                                .iter()
+                                .find(|c| c.name.as_slice() == name.as_slice())
+                        });
+                        if cached(child, oid) {
+                            unchanged.insert(path);
+                        } else {
+                            stack.push((oid, path, depth + 1, child));
+                        }
+                    } else if mode.is_blob_or_symlink() {
+                        head.insert(path, oid);
+                    }
                 }
             }
+        } else {
+            unchanged.insert(BString::default());
         }
     }
+    let under_unchanged = |path: &BStr| {
+        unchanged.contains(&BString::default())
+            || path
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'/')
+                .any(|(i, _)| unchanged.contains(path[..i].as_bstr()))
+    };
     let mut out = Vec::new();
     for entry in index.entries() {
         if entry.stage() != gix::index::entry::Stage::Unconflicted
@@ -708,6 +735,9 @@ pub fn staged_changes(
             continue;
         }
         let path = entry.path(&index);
+        if !unchanged.is_empty() && under_unchanged(path) {
+            continue;
+        }
         let old = head.get(path).copied();
         if old == Some(entry.id) {
             continue;
