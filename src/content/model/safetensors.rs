@@ -65,13 +65,13 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
             continue;
         };
         let path = reader.path();
-        if s.value.is_empty() || is_tensor_field(path) {
+        if s.is_empty() || is_tensor_field(path) {
             continue;
         }
         out.push(MetaString {
             key: dotted(path),
             offset: s.start(),
-            value: s.value,
+            value: s.value().into_owned(),
         });
     }
     Ok(out)
