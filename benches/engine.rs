@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
                 let mut n = 0;
                 for f in files.iter() {
                     let m = worker.scan(f);
-                    n += place(f, &m).len();
+                    n += place(f, &m, &mut 0).len();
                 }
                 n
             })

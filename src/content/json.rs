@@ -10,6 +10,7 @@
 //! Beyond strict JSON it accepts `NaN`, `Infinity` and `-Infinity` (Python's `json` writes them)
 //! and raw control characters inside strings; numbers are scanned, not validated.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -30,7 +31,7 @@ impl fmt::Display for JsonError {
 
 /// One step through the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JsonEvent {
+pub enum JsonEvent<'a> {
     /// `{`: the path is the object's.
     ObjectStart,
     /// `}`.
@@ -40,9 +41,9 @@ pub enum JsonEvent {
     /// `]`.
     ArrayEnd,
     /// An object key; the value that follows has it as the last item of its path.
-    Key(JsonString),
+    Key(JsonString<'a>),
     /// A string value.
-    String(JsonString),
+    String(JsonString<'a>),
     /// A number, `true`, `false`, `null`, `NaN` or an infinity.
     Scalar,
 }
@@ -56,19 +57,95 @@ pub enum PathItem {
     Index(usize),
 }
 
-/// A decoded JSON string and where it came from.
+/// A JSON string as it sits in the input, checked but not yet decoded: decoding is left to
+/// the caller, who may borrow it ([`JsonString::value`] copies nothing when there are no
+/// escapes) or decode it straight into a buffer of its own ([`JsonString::decode_into`]), so
+/// that a large string is never held twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonString {
-    /// The decoded bytes (UTF-8 unless the raw text was not).
-    pub value: Vec<u8>,
-    /// Maps offsets in `value` back to the input.
-    pub map: OffsetMap,
+pub struct JsonString<'a> {
+    /// The raw bytes between the quotes.
+    raw: &'a [u8],
+    /// Raw offset of `raw[0]` in the input.
+    start: usize,
+    /// Whether `raw` holds a backslash.
+    escaped: bool,
 }
 
-impl JsonString {
+impl<'a> JsonString<'a> {
     /// Raw offset of the first content byte (the byte after the opening quote).
     pub fn start(&self) -> usize {
-        self.map.start
+        self.start
+    }
+
+    /// Whether the string is `""`.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The decoded bytes (UTF-8 unless the raw text was not), borrowed when there are no
+    /// escapes.
+    pub fn value(&self) -> Cow<'a, [u8]> {
+        if !self.escaped {
+            return Cow::Borrowed(self.raw);
+        }
+        let mut out = Vec::with_capacity(self.raw.len());
+        self.decode_into(&mut out);
+        Cow::Owned(out)
+    }
+
+    /// The map from decoded offsets back to the input.
+    pub fn map(&self) -> OffsetMap {
+        if !self.escaped {
+            return OffsetMap::linear(self.start);
+        }
+        self.decode_into(&mut Vec::new())
+    }
+
+    /// Appends the decoded bytes to `out` and returns the map from offsets in them (0 at
+    /// the first appended byte) back to the input.
+    pub fn decode_into(&self, out: &mut Vec<u8>) -> OffsetMap {
+        let mut map = OffsetMap::linear(self.start);
+        let raw = self.raw;
+        let base = out.len();
+        let mut i = 0;
+        while i < raw.len() {
+            // Escapes often come in runs: look for the next one only past literal bytes.
+            let next = if raw[i] == b'\\' {
+                Some(0)
+            } else {
+                memchr::memchr(b'\\', &raw[i..])
+            };
+            let Some(bs) = next else {
+                out.extend_from_slice(&raw[i..]);
+                break;
+            };
+            out.extend_from_slice(&raw[i..i + bs]);
+            i += bs;
+            let decoded = out.len() - base;
+            let byte = match raw.get(i + 1) {
+                Some(b'b') => 0x08,
+                Some(b'f') => 0x0c,
+                Some(b'n') => b'\n',
+                Some(b'r') => b'\r',
+                Some(b't') => b'\t',
+                Some(b'u') => {
+                    // Checked by the reader: four hex digits follow.
+                    let (ch, used) = unicode_escape(raw, i).unwrap_or(('\u{FFFD}', 6));
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+                    map.escape(decoded, self.start + i, out.len() - base - decoded, used);
+                    i += used;
+                    continue;
+                }
+                // `"`, `\\` and `/` stand for themselves (the reader let no other through).
+                Some(&b) => b,
+                None => break,
+            };
+            out.push(byte);
+            map.escape(decoded, self.start + i, 1, 2);
+            i += 2;
+        }
+        map
     }
 }
 
@@ -102,7 +179,7 @@ struct PointCheckpoint {
 }
 
 /// Points between two checkpoints of an [`OffsetMap`].
-const POINT_CHECKPOINT: usize = 32;
+const POINT_CHECKPOINT: usize = 128;
 
 /// Decoded `decoded..decoded + decoded_len` all map to `raw`; after them, decoded and raw advance
 /// together from `decoded + decoded_len` and `raw + raw_len`.
@@ -257,6 +334,11 @@ impl OffsetMap {
     /// Raw offset of decoded offset 0 before any escape point (the string's first content byte).
     pub fn start(&self) -> usize {
         self.start
+    }
+
+    /// How many escape points the map holds.
+    pub fn points(&self) -> usize {
+        self.count
     }
 
     /// Whether decoded and raw offsets advance together throughout (no escape points).
@@ -428,7 +510,7 @@ impl<'a> JsonReader<'a> {
 
     /// The next event; `None` once the document is complete and only whitespace follows.
     #[allow(clippy::should_implement_trait)] // fallible, so not an `Iterator`
-    pub fn next(&mut self) -> Result<Option<JsonEvent>, JsonError> {
+    pub fn next(&mut self) -> Result<Option<JsonEvent<'a>>, JsonError> {
         loop {
             self.ws();
             match self.expect {
@@ -472,7 +554,7 @@ impl<'a> JsonReader<'a> {
     }
 
     /// Consumes the closing bracket of the innermost container.
-    fn close(&mut self, event: JsonEvent) -> JsonEvent {
+    fn close(&mut self, event: JsonEvent<'a>) -> JsonEvent<'a> {
         self.pos += 1;
         if self.path.len() == self.open.len() {
             self.path.pop();
@@ -498,7 +580,7 @@ impl<'a> JsonReader<'a> {
         self.path.push(item);
     }
 
-    fn key(&mut self) -> Result<JsonEvent, JsonError> {
+    fn key(&mut self) -> Result<JsonEvent<'a>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.err("expected a string key"));
         }
@@ -509,13 +591,13 @@ impl<'a> JsonReader<'a> {
         }
         self.pos += 1;
         self.enter(PathItem::Key(
-            String::from_utf8_lossy(&key.value).into_owned(),
+            String::from_utf8_lossy(&key.value()).into_owned(),
         ));
         self.expect = Expect::Value;
         Ok(JsonEvent::Key(key))
     }
 
-    fn value(&mut self) -> Result<JsonEvent, JsonError> {
+    fn value(&mut self) -> Result<JsonEvent<'a>, JsonError> {
         if self.open.last() == Some(&Container::Array) {
             let next = match self.path.last() {
                 Some(PathItem::Index(i)) if self.path.len() == self.open.len() => i + 1,
@@ -562,7 +644,7 @@ impl<'a> JsonReader<'a> {
         Ok(event)
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<JsonEvent, JsonError> {
+    fn literal(&mut self, word: &[u8]) -> Result<JsonEvent<'a>, JsonError> {
         if self.data[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(JsonEvent::Scalar)
@@ -571,59 +653,41 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// The string at `pos` (on its opening quote), decoded, with its offset map.
-    fn string(&mut self) -> Result<JsonString, JsonError> {
+    /// The string at `pos` (on its opening quote), checked (escapes valid, closed) but not
+    /// decoded.
+    fn string(&mut self) -> Result<JsonString<'a>, JsonError> {
         let start = self.pos + 1;
-        let rest = &self.data[start..];
-        match memchr::memchr2(b'"', b'\\', rest) {
-            Some(i) if rest[i] == b'"' => {
-                self.pos = start + i + 1;
-                return Ok(JsonString {
-                    value: rest[..i].to_vec(),
-                    map: OffsetMap::linear(start),
-                });
-            }
-            Some(_) => {}
-            None => {
-                self.pos = self.data.len();
-                return Err(self.err("unterminated JSON string"));
-            }
-        }
-        let mut value = Vec::new();
-        let mut map = OffsetMap::linear(start);
+        let data = self.data;
         let mut i = start;
+        let mut escaped = false;
         loop {
-            let Some(&b) = self.data.get(i) else {
-                self.pos = i;
+            let next = match data.get(i) {
+                Some(b'"' | b'\\') => Some(0),
+                _ => memchr::memchr2(b'"', b'\\', data.get(i..).unwrap_or_default()),
+            };
+            let Some(at) = next else {
+                self.pos = data.len();
                 return Err(self.err("unterminated JSON string"));
             };
-            if b == b'"' {
+            i += at;
+            if data[i] == b'"' {
                 self.pos = i + 1;
-                return Ok(JsonString { value, map });
+                return Ok(JsonString {
+                    raw: &data[start..i],
+                    start,
+                    escaped,
+                });
             }
-            if b != b'\\' {
-                value.push(b);
-                i += 1;
-                continue;
-            }
-            let decoded = value.len();
-            let byte = match self.data.get(i + 1) {
-                Some(b'"') => b'"',
-                Some(b'\\') => b'\\',
-                Some(b'/') => b'/',
-                Some(b'b') => 0x08,
-                Some(b'f') => 0x0c,
-                Some(b'n') => b'\n',
-                Some(b'r') => b'\r',
-                Some(b't') => b'\t',
-                Some(b'u') => {
-                    let (ch, used) = self.unicode_escape(i)?;
-                    let mut utf8 = [0u8; 4];
-                    value.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
-                    map.escape(decoded, i, value.len() - decoded, used);
-                    i += used;
-                    continue;
-                }
+            escaped = true;
+            match data.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => match unicode_escape(data, i) {
+                    Some((_, used)) => i += used,
+                    None => {
+                        self.pos = i;
+                        return Err(self.err("invalid \\u escape in JSON string"));
+                    }
+                },
                 Some(_) => {
                     self.pos = i;
                     return Err(self.err("invalid escape in JSON string"));
@@ -632,39 +696,30 @@ impl<'a> JsonReader<'a> {
                     self.pos = i + 1;
                     return Err(self.err("unterminated JSON string"));
                 }
-            };
-            value.push(byte);
-            map.escape(decoded, i, 1, 2);
-            i += 2;
-        }
-    }
-
-    /// Decodes the `\uXXXX` escape at `at` (on its backslash), joining a surrogate pair when a
-    /// low surrogate escape follows a high one; a lone surrogate becomes U+FFFD. Returns the
-    /// char and the raw bytes used (6 or 12).
-    fn unicode_escape(&mut self, at: usize) -> Result<(char, usize), JsonError> {
-        let Some(unit) = self.hex4(at + 2) else {
-            self.pos = at;
-            return Err(self.err("invalid \\u escape in JSON string"));
-        };
-        if (0xD800..0xDC00).contains(&unit) && self.data.get(at + 6..at + 8) == Some(b"\\u") {
-            if let Some(low) = self
-                .hex4(at + 8)
-                .filter(|low| (0xDC00..0xE000).contains(low))
-            {
-                let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                return Ok((char::from_u32(code).unwrap_or('\u{FFFD}'), 12));
             }
         }
-        Ok((char::from_u32(unit).unwrap_or('\u{FFFD}'), 6))
     }
+}
 
-    fn hex4(&self, at: usize) -> Option<u32> {
-        let digits = self.data.get(at..at.checked_add(4)?)?;
-        digits
-            .iter()
-            .try_fold(0u32, |acc, &d| Some(acc * 16 + char::from(d).to_digit(16)?))
+/// Decodes the `\\uXXXX` escape at `bytes[at..]` (on its backslash), joining a surrogate pair
+/// when a low surrogate escape follows a high one; a lone surrogate becomes U+FFFD. Returns the
+/// char and the raw bytes used (6 or 12); `None` without four hex digits.
+fn unicode_escape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
+    let unit = hex4(bytes, at + 2)?;
+    if (0xD800..0xDC00).contains(&unit) && bytes.get(at + 6..at + 8) == Some(b"\\u") {
+        if let Some(low) = hex4(bytes, at + 8).filter(|low| (0xDC00..0xE000).contains(low)) {
+            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+            return Some((char::from_u32(code).unwrap_or('\u{FFFD}'), 12));
+        }
     }
+    Some((char::from_u32(unit).unwrap_or('\u{FFFD}'), 6))
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at.checked_add(4)?)?;
+    digits
+        .iter()
+        .try_fold(0u32, |acc, &d| Some(acc * 16 + char::from(d).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -672,7 +727,7 @@ mod tests {
     use super::*;
 
     /// Every event of `text`, or the first error.
-    fn events(text: &[u8]) -> Result<Vec<JsonEvent>, JsonError> {
+    fn events(text: &[u8]) -> Result<Vec<JsonEvent<'_>>, JsonError> {
         let mut reader = JsonReader::new(text, 0, 64);
         let mut out = Vec::new();
         while let Some(event) = reader.next()? {
@@ -682,7 +737,7 @@ mod tests {
     }
 
     /// The string values of `text`, with the path of each.
-    fn strings(text: &[u8]) -> Vec<(Vec<PathItem>, JsonString)> {
+    fn strings(text: &[u8]) -> Vec<(Vec<PathItem>, JsonString<'_>)> {
         let mut reader = JsonReader::new(text, 0, 64);
         let mut out = Vec::new();
         while let Some(event) = reader.next().expect("valid") {
@@ -693,8 +748,19 @@ mod tests {
         out
     }
 
-    fn one_string(text: &[u8]) -> JsonString {
-        strings(text).remove(0).1
+    /// The first string of `text`, decoded, with its map.
+    struct Owned {
+        value: Vec<u8>,
+        map: OffsetMap,
+    }
+
+    fn one_string(text: &[u8]) -> Owned {
+        let s = strings(text).remove(0).1;
+        let mut value = Vec::new();
+        let map = s.decode_into(&mut value);
+        assert_eq!(s.value(), &value[..]);
+        assert_eq!(s.map(), map);
+        Owned { value, map }
     }
 
     #[test]
@@ -722,7 +788,7 @@ mod tests {
         let text = br#"{"k": "a\n\"b\u00e9c\\d"}"#;
         let s = one_string(text);
         assert_eq!(s.value, "a\n\"b\u{e9}c\\d".as_bytes());
-        assert_eq!(s.start(), 7);
+        assert_eq!(s.map.start(), 7);
         let raw_of = |decoded: usize| s.map.raw(decoded);
         assert_eq!(text[raw_of(0)], b'a');
         assert_eq!(&text[raw_of(1)..raw_of(1) + 2], br"\n");
@@ -824,7 +890,7 @@ mod tests {
         assert_eq!(all.first(), Some(&JsonEvent::ObjectStart));
         assert_eq!(all.last(), Some(&JsonEvent::ObjectEnd));
         if let JsonEvent::Key(k) = &all[1] {
-            assert_eq!((k.value.as_slice(), k.start()), (&b"a"[..], 3));
+            assert_eq!((&k.value()[..], k.start()), (&b"a"[..], 3));
         } else {
             panic!("{:?}", all[1]);
         }
@@ -867,6 +933,8 @@ mod tests {
             );
         }
         let err = events(br#"{"a": "hf_"#).unwrap_err();
+        assert!(err.to_string().contains("unterminated"), "{err}");
+        let err = events(br#"{"a": "x\n"#).unwrap_err();
         assert!(err.to_string().contains("unterminated"), "{err}");
         assert!(events(b" [] ").is_ok());
         assert!(events(b"\"x\"").is_ok());

@@ -15,7 +15,7 @@ pub mod pickle;
 mod protobuf;
 mod pylit;
 
-use crate::findings::{place, place_name, Extra, NameKind, Placed, Position};
+use crate::findings::{place, place_name, Extra, Line, NameKind, Placed, Position};
 use crate::scan::Worker;
 use crate::source::looks_binary;
 use crate::warning::WarningKind;
@@ -382,9 +382,10 @@ impl Context<'_, '_, '_> {
         if matches.is_empty() {
             return;
         }
-        let mut placed = place(data, &matches);
+        let work = self.worker.work_mut();
+        let mut placed = place(data, &matches, &mut work.place);
         if data.starts_with(b"---\n") || data.starts_with(b"---\r\n") {
-            annotate_front_matter(data, &mut placed);
+            annotate_front_matter(data, &mut placed, &mut work.front_matter);
         }
         for p in &mut placed {
             p.member = member.map(str::to_string);
@@ -416,7 +417,8 @@ impl Context<'_, '_, '_> {
         if matches.is_empty() {
             return;
         }
-        for mut p in place_name(name.as_bytes(), &matches, NameKind::Member) {
+        let work = &mut self.worker.work_mut().place;
+        for mut p in place_name(name.as_bytes(), &matches, NameKind::Member, work) {
             p.member = Some(member.to_string());
             self.out.placed.push(p);
         }
@@ -484,7 +486,7 @@ impl Context<'_, '_, '_> {
             text.push(b'\n');
         }
         let matches = self.worker.scan(&text);
-        for mut p in place(&text, &matches) {
+        for mut p in place(&text, &matches, &mut self.worker.work_mut().place) {
             let i = starts.partition_point(|&s| s <= p.offset).saturating_sub(1);
             let Some(item) = items.get(i) else { continue };
             let within = p.offset - starts[i];
@@ -502,7 +504,10 @@ impl Context<'_, '_, '_> {
         if matches.is_empty() {
             return;
         }
-        for mut p in place(&nb.text, &matches) {
+        let mut work = 0;
+        // Findings come in text order, which is file order: lines are counted on, not again.
+        let mut line = Line::first();
+        for mut p in place(&nb.text, &matches, &mut work) {
             let (Some(start), Some(seg)) = (nb.raw_offset(p.offset), nb.segment(p.offset)) else {
                 continue;
             };
@@ -512,10 +517,11 @@ impl Context<'_, '_, '_> {
             p.extra.cell = seg.cell;
             p.extra.output = seg.output;
             p.offset = start;
-            p.position = Some(position_of(raw, start, end));
+            p.position = Some(line.position(raw, start, end, &mut work));
             p.member = member.map(str::to_string);
             self.out.placed.push(p);
         }
+        self.worker.work_mut().place += work;
     }
 }
 
@@ -534,15 +540,15 @@ pub(crate) fn position_of(raw: &[u8], start: usize, end: usize) -> Position {
 }
 
 /// For findings inside YAML front matter (`---` … `---`, as Hugging Face model and dataset
-/// cards have), records the dotted key path they sit under.
-fn annotate_front_matter(data: &[u8], placed: &mut [Placed]) {
+/// cards have), records the dotted key path they sit under. The front-matter bytes read are
+/// added to `work`.
+fn annotate_front_matter(data: &[u8], placed: &mut [Placed], work: &mut u64) {
     let text = String::from_utf8_lossy(data);
     let lines: Vec<&str> = text.lines().collect();
-    let Some(close) = lines
-        .iter()
-        .skip(1)
-        .position(|l| l.trim_end() == "---" || l.trim_end() == "...")
-    else {
+    let Some(close) = lines.iter().skip(1).position(|l| {
+        *work += l.len() as u64 + 1;
+        l.trim_end() == "---" || l.trim_end() == "..."
+    }) else {
         return;
     };
     let end_line = close + 2; // 1-based line of the closing marker
@@ -559,6 +565,7 @@ fn annotate_front_matter(data: &[u8], placed: &mut [Placed]) {
     // key line closes every key at its indentation or deeper).
     let mut stack: Vec<(usize, &str)> = Vec::new();
     for (i, l) in lines.iter().enumerate().take(end_line - 1).skip(1) {
+        *work += l.len() as u64 + 1;
         if let Some((indent, key)) = front_matter_key(l) {
             while stack.last().is_some_and(|&(d, _)| d >= indent) {
                 stack.pop();
@@ -571,8 +578,10 @@ fn annotate_front_matter(data: &[u8], placed: &mut [Placed]) {
             if stack.is_empty() {
                 continue;
             }
-            let path = path
-                .get_or_insert_with(|| stack.iter().map(|&(_, k)| k).collect::<Vec<_>>().join("."));
+            let path = path.get_or_insert_with(|| {
+                *work += stack.iter().map(|&(_, k)| k.len() as u64 + 1).sum::<u64>();
+                stack.iter().map(|&(_, k)| k).collect::<Vec<_>>().join(".")
+            });
             placed[p].extra.key = Some(path.clone());
         }
     }
@@ -650,8 +659,134 @@ mod tests {
             Extra::default(),
         )];
         placed[0].position = Some(position_of(card, at, at + 6));
-        annotate_front_matter(card, &mut placed);
+        annotate_front_matter(card, &mut placed, &mut 0);
         assert_eq!(placed[0].extra.key.as_deref(), Some("widget.token"));
+    }
+
+    /// Issue 9: content shaped so that each finding's placing would walk back over everything
+    /// before it. Each shape is scanned with its secrets in an ordinary shape too; the work
+    /// counted for the hostile one, step by step, stays within [`WORK_PER_BYTE`] bytes read per
+    /// input byte (a walk back per finding reads thousands: 8,000 findings in 160 kB would
+    /// read about 600 MB).
+    mod linear_work {
+        use super::super::*;
+        use crate::content::test_rng::XorShift;
+        use crate::rules::RuleSet;
+        use crate::scan::{Scanner, Work};
+
+        /// Bytes read per input byte allowed to each counted step. Placing reads a line up to
+        /// four times (newlines, its end, allow markers, columns), a notebook's placing both
+        /// its joined text and its raw file.
+        const WORK_PER_BYTE: u64 = 8;
+
+        fn random(rng: &mut XorShift, alphabet: &[u8], n: usize) -> String {
+            (0..n)
+                .map(|_| char::from(alphabet[rng.below(alphabet.len())]))
+                .collect()
+        }
+
+        fn aws_key_ids(seed: u64, n: usize) -> Vec<String> {
+            let mut rng = XorShift(seed);
+            (0..n)
+                .map(|_| {
+                    format!(
+                        "AKIA{}",
+                        random(&mut rng, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+                    )
+                })
+                .collect()
+        }
+
+        /// Scans `data` with a fresh worker: the locations found and the work counted.
+        fn scan(data: &[u8]) -> (usize, Work) {
+            let scanner =
+                Scanner::new(RuleSet::builtin().expect("built-in rules")).expect("scanner");
+            let mut worker = scanner.worker();
+            let found = scan_content(&mut worker, data, &Limits::default())
+                .placed
+                .len();
+            (found, worker.work())
+        }
+
+        /// Both shapes find nearly all `planted` secrets, the same number; the hostile one's
+        /// counted work is within bounds. Returns its work, for the caller to look closer.
+        fn assert_linear(clean: &str, hostile: &str, planted: usize) -> Work {
+            let (clean_found, _) = scan(clean.as_bytes());
+            let (found, work) = scan(hostile.as_bytes());
+            assert!(
+                clean_found > planted * 99 / 100,
+                "{clean_found} of {planted}"
+            );
+            assert_eq!(found, clean_found);
+            let len = hostile.len() as u64;
+            for (step, bytes) in [
+                ("data: URI check", work.data_uri),
+                ("placing", work.place),
+                ("front matter", work.front_matter),
+            ] {
+                assert!(
+                    bytes <= WORK_PER_BYTE * len,
+                    "{step}: {bytes} bytes read for {len} bytes with {found} findings ({work:?})"
+                );
+            }
+            work
+        }
+
+        #[test]
+        fn front_matter_with_thousands_of_secrets_is_walked_once() {
+            let mut rng = XorShift(91);
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let lines: Vec<String> = (0..8_000)
+                .map(|i| format!("  key{i}: hf_{}", random(&mut rng, alphabet, 34)))
+                .collect();
+            let lines = lines.join("\n");
+            let work = assert_linear(
+                &format!("# card\nsecrets:\n{lines}\n"),
+                &format!("---\nsecrets:\n{lines}\n---\n# card\n"),
+                8_000,
+            );
+            assert!(work.front_matter > 0, "the front matter was read");
+        }
+
+        #[test]
+        fn a_run_of_key_ids_joined_by_slashes_is_walked_back_over_once() {
+            // `/` is a base64 byte: the whole line is one run that the data: URI check walks
+            // back over.
+            let ids = aws_key_ids(92, 8_000);
+            let lines: Vec<String> = ids.chunks(50).map(|c| c.join(" ")).collect();
+            let work = assert_linear(&lines.join("\n"), &ids.join("/"), 8_000);
+            assert!(
+                work.data_uri >= ids.join("/").len() as u64,
+                "the run was walked"
+            );
+        }
+
+        #[test]
+        fn a_line_of_many_secrets_is_read_once() {
+            let ids = aws_key_ids(93, 40_000);
+            let work = assert_linear(&ids.join("\n"), &ids.join(" "), 40_000);
+            assert!(
+                work.place >= ids.join(" ").len() as u64,
+                "the line was read"
+            );
+        }
+
+        #[test]
+        fn a_one_line_notebook_of_many_secrets_is_placed_in_one_pass() {
+            // Minified JSON: the whole notebook is one raw line, every secret on it.
+            let ids = aws_key_ids(94, 8_000);
+            let notebook = |strings: &[String]| {
+                let quoted: Vec<String> = strings.iter().map(|s| format!("\"{s}\"")).collect();
+                format!(
+                    r#"{{"nbformat": 4, "cells": [{{"cell_type": "code", "source": [{}]}}]}}"#,
+                    quoted.join(",")
+                )
+            };
+            let lines: Vec<String> = ids.iter().map(|id| format!("{id}\n")).collect();
+            let clean = notebook(&lines).replace(",", ",\n");
+            let work = assert_linear(&clean, &notebook(&ids), 8_000);
+            assert!(work.place > 0);
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! notebook of millions of one-character strings stays near its own size), with a checkpoint
 //! every [`CHECKPOINT`] records for look-ups; cells and outputs are kept per run of strings.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use super::json::{get_varint, put_varint, JsonEvent, JsonReader, OffsetMap, PathItem};
+use super::json::{get_varint, put_varint, JsonEvent, JsonReader, JsonString, OffsetMap, PathItem};
 
 /// A run of the joined text whose strings share a cell and an output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,12 @@ const SHORT: u8 = 0x80;
 const SEPARATOR: u8 = 0x40;
 /// In the long form: the string has escape points (after the gap and length varints).
 const ESCAPED: u8 = 0x01;
+/// In the long form: the string has more than [`INLINE_POINTS`] escape points, kept as their
+/// own map in [`NotebookText::maps`] (its index after the gap and length varints) rather than
+/// copied into the records.
+const OWN_MAP: u8 = 0x02;
+/// Escape points packed into the records at most; a string with more keeps its map.
+const INLINE_POINTS: usize = 64;
 
 /// A notebook's scannable text and its map back to the file.
 #[derive(Debug, Default)]
@@ -55,6 +62,8 @@ pub struct NotebookText {
     /// One record per string: whether a separator precedes it, the gap in the file from the
     /// end of the string before, its length, and its escape points.
     records: Vec<u8>,
+    /// The maps of strings with many escapes, moved here whole.
+    maps: Vec<OffsetMap>,
     checkpoints: Vec<Checkpoint>,
     /// Strings recorded, and the raw end of the last one.
     strings: usize,
@@ -62,10 +71,10 @@ pub struct NotebookText {
 }
 
 /// One string's record, read back.
-struct Record {
+struct Record<'a> {
     separator: bool,
     len: usize,
-    map: OffsetMap,
+    map: Cow<'a, OffsetMap>,
 }
 
 impl NotebookText {
@@ -97,7 +106,7 @@ impl NotebookText {
     }
 
     /// Reads the record at `cp` and moves `cp.record` past it; `None` at the end.
-    fn read(&self, cp: &mut Checkpoint) -> Option<Record> {
+    fn read(&self, cp: &mut Checkpoint) -> Option<Record<'_>> {
         let at = &mut cp.record;
         let head = *self.records.get(*at)?;
         *at += 1;
@@ -107,15 +116,18 @@ impl NotebookText {
             return Some(Record {
                 separator,
                 len: usize::from(head & 7) + 1,
-                map: OffsetMap::linear(raw_start),
+                map: Cow::Owned(OffsetMap::linear(raw_start)),
             });
         }
         let raw_start = cp.raw_end + usize::try_from(get_varint(&self.records, at)?).ok()?;
         let len = usize::try_from(get_varint(&self.records, at)?).ok()?;
-        let map = if head & ESCAPED != 0 {
-            OffsetMap::read_points(raw_start, &self.records, at)?
+        let map = if head & OWN_MAP != 0 {
+            let i = usize::try_from(get_varint(&self.records, at)?).ok()?;
+            Cow::Borrowed(self.maps.get(i)?)
+        } else if head & ESCAPED != 0 {
+            Cow::Owned(OffsetMap::read_points(raw_start, &self.records, at)?)
         } else {
-            OffsetMap::linear(raw_start)
+            Cow::Owned(OffsetMap::linear(raw_start))
         };
         Some(Record {
             separator,
@@ -124,44 +136,60 @@ impl NotebookText {
         })
     }
 
-    /// Appends one string of the notebook as its own line of the joined text.
-    fn push(&mut self, text: &[u8], map: OffsetMap, cell: Option<usize>, output: Option<usize>) {
+    /// Appends one string of the notebook as its own line of the joined text, decoded
+    /// straight into it (a large string is never held twice), without ANSI escapes.
+    fn push(&mut self, string: &JsonString<'_>, cell: Option<usize>, output: Option<usize>) {
+        let mark = self.text.len();
+        let separator = !self.text.is_empty() && self.text.last() != Some(&b'\n');
+        if separator {
+            self.text.push(b'\n');
+        }
+        let from = self.text.len();
+        let map = string.decode_into(&mut self.text);
+        let map = strip_ansi(&mut self.text, from, map);
+        let len = self.text.len() - from;
+        if len == 0 {
+            self.text.truncate(mark);
+            return;
+        }
         if self.strings % CHECKPOINT == 0 {
             self.checkpoints.push(Checkpoint {
                 record: self.records.len(),
-                text: self.text.len(),
+                text: mark,
                 raw_end: self.raw_end,
             });
         }
         self.strings += 1;
-        let separator = !self.text.is_empty() && self.text.last() != Some(&b'\n');
         if self.segments.last().map(|s| (s.cell, s.output)) != Some((cell, output)) {
             self.segments.push(Segment {
-                text_start: self.text.len(),
+                text_start: mark,
                 cell,
                 output,
             });
         }
-        if separator {
-            self.text.push(b'\n');
-        }
         // Strings come in file order: each starts past the end of the one before.
         let gap = map.start().saturating_sub(self.raw_end);
         let sep_bit = if separator { SEPARATOR } else { 0 };
-        if map.is_linear() && gap < 8 && (1..=8).contains(&text.len()) {
+        self.raw_end = map.raw(len);
+        if map.is_linear() && gap < 8 && (1..=8).contains(&len) {
             self.records
-                .push(SHORT | sep_bit | (gap as u8) << 3 | (text.len() - 1) as u8);
-        } else {
-            let escaped = if map.is_linear() { 0 } else { ESCAPED };
-            self.records.push(sep_bit | escaped);
-            put_varint(&mut self.records, gap as u64);
-            put_varint(&mut self.records, text.len() as u64);
-            if !map.is_linear() {
-                map.write_points(&mut self.records);
-            }
+                .push(SHORT | sep_bit | (gap as u8) << 3 | (len - 1) as u8);
+            return;
         }
-        self.raw_end = map.raw(text.len());
-        self.text.extend_from_slice(text);
+        let kind = match map.points() {
+            0 => 0,
+            n if n <= INLINE_POINTS => ESCAPED,
+            _ => OWN_MAP,
+        };
+        self.records.push(sep_bit | kind);
+        put_varint(&mut self.records, gap as u64);
+        put_varint(&mut self.records, len as u64);
+        if kind == ESCAPED {
+            map.write_points(&mut self.records);
+        } else if kind == OWN_MAP {
+            put_varint(&mut self.records, self.maps.len() as u64);
+            self.maps.push(map);
+        }
     }
 }
 
@@ -172,10 +200,13 @@ pub fn looks_like_notebook(data: &[u8]) -> bool {
     if start.map(|s| data[s]) != Some(b'{') {
         return false;
     }
+    // Jupyter writes its keys sorted: `cells` first, `nbformat` last, after cells of any size.
     let head = &data[..data.len().min(1 << 20)];
-    memchr::memmem::find(head, b"\"nbformat\"").is_some()
-        && (memchr::memmem::find(head, b"\"cells\"").is_some()
-            || memchr::memmem::find(head, b"\"worksheets\"").is_some())
+    let tail = &data[data.len().saturating_sub(1 << 20)..];
+    let near_an_end = |key: &[u8]| {
+        memchr::memmem::find(head, key).is_some() || memchr::memmem::find(tail, key).is_some()
+    };
+    near_an_end(b"\"nbformat\"") && (near_an_end(b"\"cells\"") || near_an_end(b"\"worksheets\""))
 }
 
 /// MIME types whose payload is base64 (or otherwise binary): never scanned as text.
@@ -201,12 +232,8 @@ pub fn decode(data: &[u8]) -> Option<NotebookText> {
             continue;
         };
         let (cell, output, skip) = location(reader.path());
-        if skip || string.value.is_empty() {
-            continue;
-        }
-        let (text, map) = strip_ansi(string.value, string.map);
-        if !text.is_empty() {
-            out.push(&text, map, cell, output);
+        if !skip && !string.is_empty() {
+            out.push(&string, cell, output);
         }
     }
     Some(out)
@@ -232,34 +259,38 @@ fn location(path: &[PathItem]) -> (Option<usize>, Option<usize>, bool) {
 }
 
 /// Removes ANSI escape sequences (`ESC [ ... final`), which colour tracebacks and glue
-/// themselves to the text around them, keeping the raw offsets of what remains.
-fn strip_ansi(text: Vec<u8>, map: OffsetMap) -> (Vec<u8>, OffsetMap) {
-    if !text.contains(&0x1b) {
-        return (text, map);
+/// themselves to the text around them, from `text[from..]` (in place), keeping the raw offsets
+/// of what remains.
+fn strip_ansi(text: &mut Vec<u8>, from: usize, map: OffsetMap) -> OffsetMap {
+    let s = &text[from..];
+    if memchr::memchr(0x1b, s).is_none() {
+        return map;
     }
     let mut kept: Vec<Range<usize>> = Vec::new();
-    let mut from = 0;
+    let mut start = 0;
     let mut i = 0;
-    while i < text.len() {
-        if text[i] == 0x1b && text.get(i + 1) == Some(&b'[') {
-            kept.push(from..i);
+    while i < s.len() {
+        if s[i] == 0x1b && s.get(i + 1) == Some(&b'[') {
+            kept.push(start..i);
             i += 2;
-            while i < text.len() && !(0x40..=0x7e).contains(&text[i]) {
+            while i < s.len() && !(0x40..=0x7e).contains(&s[i]) {
                 i += 1;
             }
-            i = (i + 1).min(text.len());
-            from = i;
+            i = (i + 1).min(s.len());
+            start = i;
             continue;
         }
         i += 1;
     }
-    kept.push(from..text.len());
-    let stripped = kept
-        .iter()
-        .flat_map(|r| &text[r.clone()])
-        .copied()
-        .collect();
-    (stripped, map.retain(&kept, text.len()))
+    let len = s.len();
+    kept.push(start..len);
+    let mut to = from;
+    for r in &kept {
+        text.copy_within(from + r.start..from + r.end, to);
+        to += r.len();
+    }
+    text.truncate(to);
+    map.retain(&kept, len)
 }
 
 #[cfg(test)]
@@ -325,10 +356,12 @@ mod tests {
                 continue;
             };
             let (cell, output, skip) = location(reader.path());
-            if skip || string.value.is_empty() {
+            if skip || string.is_empty() {
                 continue;
             }
-            let (value, map) = strip_ansi(string.value, string.map);
+            let mut value = Vec::new();
+            let map = string.decode_into(&mut value);
+            let map = strip_ansi(&mut value, 0, map);
             if value.is_empty() {
                 continue;
             }
@@ -355,13 +388,15 @@ mod tests {
     #[test]
     fn compact_map_agrees_with_a_segment_per_string() {
         let long = "y".repeat(300);
+        // More escape points than the records hold inline: a map of its own.
+        let escapes = r"a\n\u00e9".repeat(INLINE_POINTS);
         let nb = format!(
             r#"{{"nbformat": 4, "cells": [
   {{"source": ["a", "bb\n", "ccc", "", "\u00e9\n\"q\"", "{long}", "d"],
     "outputs": [{{"text": ["x\u001b[1my\u001b[0m", "z"]}},
                 {{"data": {{"image/png": "QUFB", "text/plain": "p"}}}}, "\n"]}},
   {{"source": "s\tt"}},
-  "w",   "{long}\n\u2603"
+  "w",   "{long}\n\u2603", "{escapes}z\t"
 ]}}"#
         );
         let mut many = String::from(r#"{"nbformat": 4, "cells": [{"source": ["#);
@@ -390,6 +425,42 @@ mod tests {
             }
             assert_eq!(t.raw_offset(t.text.len() + 1), None);
         }
+    }
+
+    #[test]
+    fn a_notebook_with_its_format_after_a_large_cell_is_recognised() {
+        // Jupyter's key order: `cells` first, `nbformat` last.
+        let nb = format!(
+            r#"{{"cells": [{{"source": ["{}"]}}], "metadata": {{}}, "nbformat": 4}}"#,
+            "x".repeat(3 << 20)
+        );
+        assert!(looks_like_notebook(nb.as_bytes()));
+        let text = format!(r#"{{"cells": "{}"}}"#, "x".repeat(3 << 20));
+        assert!(!looks_like_notebook(text.as_bytes()));
+    }
+
+    #[test]
+    fn a_long_string_is_decoded_into_the_text_once() {
+        let long = "x".repeat(1 << 20);
+        let nb = format!(r#"{{"nbformat": 4, "cells": [{{"source": ["{long}", "\n{long}"]}}]}}"#);
+        let t = decode(nb.as_bytes()).expect("valid");
+        assert_eq!(t.text.len(), 2 * long.len() + 2);
+        assert!(t.maps.is_empty() && t.records.len() < 16);
+        let escaped = format!(
+            r#"{{"nbformat": 4, "cells": [{{"source": "{}"}}]}}"#,
+            r"\n".repeat(1 << 20)
+        );
+        let t = decode(escaped.as_bytes()).expect("valid");
+        assert_eq!(t.text.len(), 1 << 20);
+        // The string's map is moved in whole: the records hold its index, not its points.
+        assert_eq!(t.maps.len(), 1);
+        assert!(t.records.len() < 16);
+        assert_eq!(t.raw_offset(12345), Some(nb_offset(&escaped, 12345)));
+    }
+
+    /// Raw offset of the `n`-th `\n` escape in `escaped`.
+    fn nb_offset(escaped: &str, n: usize) -> usize {
+        escaped.find(r"\n").unwrap() + 2 * n
     }
 
     #[test]

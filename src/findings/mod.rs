@@ -163,7 +163,9 @@ const SNIPPET_NEIGHBOURS: usize = 64;
 
 /// Computes lines, columns and snippets for matches ordered by position. Matches on a line
 /// that carries an inline `trawl:allow` are dropped.
-pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
+///
+/// The bytes looked at to find lines and columns are added to `work`.
+pub fn place(hay: &[u8], matches: &[Match], work: &mut u64) -> Vec<Placed> {
     let mut out = Vec::with_capacity(matches.len());
     // Matches come ordered by secret start: lines are counted incrementally, and a line's end,
     // its inline-allow verdict and its UTF-16 columns are worked out once, however many
@@ -171,7 +173,7 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
     let mut line = Line::first();
     for (idx, m) in matches.iter().enumerate() {
         let s = m.secret_span.start;
-        line.advance(hay, s);
+        line.advance(hay, s, work);
         // `trawl:allow` (or gitleaks' and TruffleHog's markers) anywhere on the line
         // suppresses what the line holds.
         if line.allowed {
@@ -195,7 +197,7 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
             .filter(|o| o.start < snip_end && o.end > snip_start)
             .map(|o| (o.start.max(snip_start) - snip_start)..(o.end.min(snip_end) - snip_start))
             .collect();
-        let units_before = line.units_before(hay, s);
+        let units_before = line.units_before(hay, s, work);
         out.push(Placed {
             rule: m.rule,
             snippet_others,
@@ -220,8 +222,8 @@ pub fn place(hay: &[u8], matches: &[Match]) -> Vec<Placed> {
 
 /// Places matches found in a name (a path, an archive member's name, a metadata key): no
 /// lines, the offset is in the name, the snippet is the name.
-pub fn place_name(name: &[u8], matches: &[Match], kind: NameKind) -> Vec<Placed> {
-    let mut placed = place(name, matches);
+pub fn place_name(name: &[u8], matches: &[Match], kind: NameKind, work: &mut u64) -> Vec<Placed> {
+    let mut placed = place(name, matches, work);
     for p in &mut placed {
         p.position = None;
         p.extra.name = Some(kind);
@@ -230,7 +232,7 @@ pub fn place_name(name: &[u8], matches: &[Match], kind: NameKind) -> Vec<Placed>
 }
 
 /// The line [`place`] is on, and what has been worked out about it.
-struct Line {
+pub(crate) struct Line {
     /// 1-based line number.
     number: usize,
     /// Byte offset of the line's first byte.
@@ -247,7 +249,7 @@ struct Line {
 }
 
 impl Line {
-    fn first() -> Line {
+    pub(crate) fn first() -> Line {
         Line {
             number: 1,
             start: 0,
@@ -260,7 +262,7 @@ impl Line {
     }
 
     /// Moves to the line holding offset `at` (offsets come in increasing order).
-    fn advance(&mut self, hay: &[u8], at: usize) {
+    pub(crate) fn advance(&mut self, hay: &[u8], at: usize, work: &mut u64) {
         if at < self.counted {
             // Out of order (cannot happen for ordered input); recount from the start.
             *self = Line::first();
@@ -276,20 +278,40 @@ impl Line {
             self.start = from + i + 1;
         }
         let end = memchr::memchr(b'\n', &hay[at..]).map_or(hay.len(), |i| at + i);
+        // Newlines counted up to `at`, the rest of the line, and the whole line for allows.
+        *work += (at - from + end - at + end - self.start) as u64;
         self.end = Some(end);
         self.allowed = suppress::allowed_inline(&hay[self.start..end]);
         self.mark = self.start;
         self.units = 0;
     }
 
+    /// The position of `hay[start..end]` for offsets that come in increasing order: lines and
+    /// columns are counted on from the offset before.
+    pub(crate) fn position(
+        &mut self,
+        hay: &[u8],
+        start: usize,
+        end: usize,
+        work: &mut u64,
+    ) -> Position {
+        let start = start.min(hay.len());
+        let end = end.clamp(start, hay.len());
+        self.advance(hay, start, work);
+        let units = self.units_before(hay, start, work);
+        Position::at_units(hay, self.number, self.start, units, start, end)
+    }
+
     /// The UTF-16 length of the line up to offset `at`, counted on from the last offset asked
     /// about. Counts split only before a byte that starts a char (or is invalid), where a
     /// lossy decoding adds up piece by piece.
-    fn units_before(&mut self, hay: &[u8], at: usize) -> usize {
+    fn units_before(&mut self, hay: &[u8], at: usize, work: &mut u64) -> usize {
         let boundary = hay.get(at).is_none_or(|&b| !(0x80..0xc0).contains(&b));
         if at < self.mark || !boundary {
+            *work += (at - self.start) as u64;
             return utf16_len(&hay[self.start..at]);
         }
+        *work += (at - self.mark) as u64;
         self.units += utf16_len(&hay[self.mark..at]);
         self.mark = at;
         self.units
@@ -512,7 +534,7 @@ mod tests {
         };
         let s1 = 5;
         let s2 = hay.windows(7).rposition(|w| w == b"secret2").unwrap();
-        let placed = place(hay, &[mk(s1, s1 + 7), mk(s2, s2 + 7)]);
+        let placed = place(hay, &[mk(s1, s1 + 7), mk(s2, s2 + 7)], &mut 0);
         let (p0, p1) = (placed[0].position.unwrap(), placed[1].position.unwrap());
         assert_eq!((p0.line, p0.column, p0.end_column), (2, 4, 11));
         assert_eq!((p1.line, p1.column), (4, 3));
@@ -558,7 +580,7 @@ mod tests {
                 }
             })
             .collect();
-        let placed = place(hay, &spans);
+        let placed = place(hay, &spans, &mut 0);
         for (p, m) in placed.iter().zip(&spans) {
             let span = m.secret_span.clone();
             assert_eq!(p.position, Some(Position::of(hay, span.start, span.end)));
@@ -569,7 +591,7 @@ mod tests {
             span: at..at + 4,
             secret_span: at..at + 4,
         };
-        let placed = place(allowed, &[m(0), m(5), m(22)]);
+        let placed = place(allowed, &[m(0), m(5), m(22)], &mut 0);
         assert_eq!(
             placed.len(),
             1,

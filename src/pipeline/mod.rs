@@ -231,7 +231,8 @@ impl Lane for PipelineLane<'_, '_> {
         if matches.is_empty() {
             return;
         }
-        let placed = place_name(name, &matches, NameKind::Path);
+        let work = &mut self.worker.work_mut().place;
+        let placed = place_name(name, &matches, NameKind::Path, work);
         if !placed.is_empty() {
             self.pipeline.record(vec![provenance], &placed);
         }

@@ -226,14 +226,16 @@ pub struct Base64Run {
 
 /// Whether `at` lies inside the payload of a base64 `data:` URI. `seen` remembers the run
 /// looked at last: candidates come in increasing order (per rule), so the walk back from each
-/// stops where the previous one's began, and every byte is looked at once.
-pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>) -> bool {
+/// stops where the previous one's began, and every byte is looked at once. The bytes looked
+/// at are added to `work`.
+pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>, work: &mut u64) -> bool {
     let known = seen.filter(|run| run.start <= at);
     let floor = known.map_or(0, |run| run.known.min(at));
     let mut start = at;
     while start > floor && is_base64_byte(hay[start - 1]) {
         start -= 1;
     }
+    *work += (at - start) as u64 + 1;
     let run = match known {
         // Walked back into the known run: the same run, and the same verdict.
         Some(run) if start == floor => Base64Run {
@@ -243,7 +245,7 @@ pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>) -> bool 
         _ => Base64Run {
             start,
             known: at,
-            data_uri: data_uri_marker(hay, start),
+            data_uri: data_uri_marker(hay, start, work),
         },
     };
     *seen = Some(run);
@@ -252,12 +254,14 @@ pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>) -> bool 
 
 /// Whether a base64 run starting at `start` follows `data:<mime>;base64,`, with a short MIME
 /// type before the marker.
-fn data_uri_marker(hay: &[u8], start: usize) -> bool {
+fn data_uri_marker(hay: &[u8], start: usize, work: &mut u64) -> bool {
     const MARKER: &[u8] = b";base64,";
+    *work += MARKER.len() as u64;
     if start < MARKER.len() || &hay[start - MARKER.len()..start] != MARKER {
         return false;
     }
     let head_from = start.saturating_sub(MARKER.len() + 128);
+    *work += (start - MARKER.len() - head_from) as u64;
     let head = &hay[head_from..start - MARKER.len()];
     memchr::memmem::rfind(head, b"data:").is_some_and(|data| {
         head[data + 5..]
@@ -308,8 +312,13 @@ mod tests {
     fn data_uri() {
         let hay = b"<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB\">";
         let at = memchr::memmem::find(hay, b"AAAAEAAA").unwrap();
-        assert!(in_data_uri(hay, at, &mut None));
-        assert!(!in_data_uri(b"token=iVBORw0KGgoAAAANSUhEUg", 8, &mut None));
+        assert!(in_data_uri(hay, at, &mut None, &mut 0));
+        assert!(!in_data_uri(
+            b"token=iVBORw0KGgoAAAANSUhEUg",
+            8,
+            &mut None,
+            &mut 0
+        ));
         // One remembered run across candidates, as a scan of one input asks.
         let hay = b"a=data:text/plain;base64,QUFB/QkJC/Q0ND b=QUFB/QkJC c=data:x;base64,RA";
         let at = |s: &[u8], from: usize| from + memchr::memmem::find(&hay[from..], s).unwrap();
@@ -317,15 +326,15 @@ mod tests {
         let first = at(b"QUFB", 0);
         let in_uri = [first, at(b"QkJC", 0), at(b"Q0ND", 0), first + 2];
         for a in in_uri {
-            assert!(in_data_uri(hay, a, &mut seen), "{a}");
+            assert!(in_data_uri(hay, a, &mut seen, &mut 0), "{a}");
         }
         let b = at(b"b=", 0) + 2;
         for a in [b, at(b"QkJC", b), b + 1] {
-            assert!(!in_data_uri(hay, a, &mut seen), "{a}");
+            assert!(!in_data_uri(hay, a, &mut seen, &mut 0), "{a}");
         }
-        assert!(in_data_uri(hay, hay.len() - 1, &mut seen));
+        assert!(in_data_uri(hay, hay.len() - 1, &mut seen, &mut 0));
         assert!(
-            in_data_uri(hay, first + 1, &mut seen),
+            in_data_uri(hay, first + 1, &mut seen, &mut 0),
             "back to an earlier run"
         );
     }

@@ -33,6 +33,28 @@ pub struct Match {
     pub secret_span: Range<usize>,
 }
 
+/// Bytes looked at by the steps that run once per candidate or finding and read the input
+/// around it. Each must cost a small constant times the input in all, however many findings
+/// it holds (issue 9): a walk back over everything before each finding would make these grow
+/// with the square of the input. Counted with plain adds; tests bound them on hostile shapes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Bytes walked back over (and marker bytes compared) by the base64 `data:` URI check.
+    pub data_uri: u64,
+    /// Bytes read by [`crate::findings::place`] and the notebook's positions: newlines
+    /// counted, line ends looked for, lines checked for inline allows, UTF-16 columns.
+    pub place: u64,
+    /// Bytes of model-card front matter read to find the keys findings sit under.
+    pub front_matter: u64,
+}
+
+impl Work {
+    /// All the bytes counted.
+    pub fn total(&self) -> u64 {
+        self.data_uri + self.place + self.front_matter
+    }
+}
+
 /// Rules compiled together with the keyword prefilter. Shared by all threads.
 #[derive(Debug)]
 pub struct Scanner {
@@ -114,6 +136,7 @@ impl Scanner {
             scratch: (0..n).map(|_| None).collect(),
             windows: vec![Vec::new(); n],
             touched: Vec::new(),
+            work: Work::default(),
         }
     }
 }
@@ -129,12 +152,23 @@ pub struct Worker<'s> {
     scratch: Vec<Option<RuleScratch>>,
     windows: Vec<Vec<(usize, usize)>>,
     touched: Vec<usize>,
+    work: Work,
 }
 
 impl Worker<'_> {
     /// The scanner this worker belongs to.
     pub fn scanner(&self) -> &Scanner {
         self.scanner
+    }
+
+    /// The work counted since the worker was made, over every input it scanned.
+    pub fn work(&self) -> Work {
+        self.work
+    }
+
+    /// The counters, for the steps after scanning (placing findings) to add to.
+    pub fn work_mut(&mut self) -> &mut Work {
+        &mut self.work
     }
 
     /// Finds the confirmed secrets in `hay`, ordered by position.
@@ -164,8 +198,10 @@ impl Worker<'_> {
         let Found {
             mut matches,
             claims,
+            data_uri_work,
             ..
         } = found;
+        self.work.data_uri += data_uri_work;
         resolve_overlaps(&scanner.generic, &mut matches, claims);
         matches
     }
@@ -233,6 +269,8 @@ struct Found {
     claims: Vec<Range<usize>>,
     /// The base64 run the last candidate sat in, so a long one is walked once.
     base64_run: Option<filters::Base64Run>,
+    /// Bytes the data: URI check looked at.
+    data_uri_work: u64,
 }
 
 fn confirm_window(
@@ -258,7 +296,8 @@ fn confirm_window(
             .get_group(compiled.secret_group)
             .map(|s| s.range())
             .unwrap_or_else(|| span.clone());
-        match confirm_secret(rule, hay, &secret_span, &mut found.base64_run) {
+        let memo = (&mut found.base64_run, &mut found.data_uri_work);
+        match confirm_secret(rule, hay, &secret_span, memo) {
             Verdict::Confirmed => found.matches.push(Match {
                 rule: rule_index,
                 span: span.clone(),
@@ -295,7 +334,7 @@ fn confirm_secret(
     rule: &Rule,
     hay: &[u8],
     secret_span: &Range<usize>,
-    base64_run: &mut Option<filters::Base64Run>,
+    (base64_run, work): (&mut Option<filters::Base64Run>, &mut u64),
 ) -> Verdict {
     let secret = &hay[secret_span.clone()];
     if secret.is_empty() {
@@ -316,7 +355,7 @@ fn confirm_secret(
     }
     // Inside an image embedded as a data: URI? The run is remembered so that a long one is
     // walked once, however many candidates it holds.
-    if filters::in_data_uri(hay, secret_span.start, base64_run) {
+    if filters::in_data_uri(hay, secret_span.start, base64_run, work) {
         return Verdict::Dropped;
     }
     Verdict::Confirmed

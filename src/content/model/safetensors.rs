@@ -69,14 +69,13 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
         let path = reader.path();
         // After a key, the path ends with the key itself: a tensor's `dtype`, `shape` and
         // `data_offsets` keys are skipped with their values.
-        let skip = is_tensor_field(path);
-        if s.value.is_empty() || skip {
+        if s.is_empty() || is_tensor_field(path) {
             continue;
         }
         out.push(MetaString {
             key: dotted(path),
             offset: s.start(),
-            value: s.value,
+            value: s.value().into_owned(),
             is_key,
         });
     }
