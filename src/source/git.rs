@@ -83,8 +83,31 @@ pub fn discover(path: &Path) -> Result<gix::Repository, SourceError> {
     let mut repo =
         gix::discover(path).map_err(|_| SourceError::NotARepository(path.to_path_buf()))?;
     // Trees are read once per commit and again for its children: cache them.
-    repo.object_cache_size_if_unset(64 << 20);
+    repo.object_cache_size_if_unset(tuning("TRAWL_OBJECT_CACHE_MB", 64) << 20);
+    set_delta_cache(&mut repo);
     Ok(repo)
+}
+
+/// A cache size in MiB: `default`, or the value of the environment variable `var` (for
+/// measuring; undocumented).
+fn tuning(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Replaces gix's default delta-base cache (a 64-slot list searched from end to end on every
+/// lookup: 8 % of a long history's time) by a hash map capped in bytes.
+fn set_delta_cache(repo: &mut gix::Repository) {
+    let bytes = tuning("TRAWL_DELTA_CACHE_MB", 32) << 20;
+    if bytes == 0 {
+        repo.objects.unset_pack_cache();
+        return;
+    }
+    repo.objects.set_pack_cache(move || {
+        Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(bytes))
+    });
 }
 
 /// The directory a repository's files live in: the work tree, or the repository itself
@@ -806,7 +829,10 @@ fn read_blobs(
         rayon::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|_| {
-                    let repo = shared.to_thread_local();
+                    let mut repo = shared.to_thread_local();
+                    // Blobs are read once each: only their delta bases are worth keeping.
+                    repo.object_cache_size(None);
+                    set_delta_cache(&mut repo);
                     let mut lane = sink.lane();
                     let mut buf = Vec::new();
                     // The first lane to start also looks at every path name once.
