@@ -127,11 +127,20 @@ pub struct Blob<'a> {
     pub id: Option<BlobId>,
 }
 
+/// What the pipeline found in one blob, kept until the source knows every place the blob
+/// was seen (a history's introductions are all known only when its walk ends); then given to
+/// [`Sink::attribute`].
+#[derive(Clone, Debug)]
+pub struct Found(pub(crate) Arc<Vec<crate::findings::Placed>>);
+
 /// Receives the blobs of one thread of a source.
 pub trait Lane: Send {
     /// One blob: `what` names it in warnings; `provenance` lists every place it was seen, and
     /// is called only when the blob holds findings.
     fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>);
+
+    /// Scans one blob now, to attribute what it holds later: `None` when it holds nothing.
+    fn scan(&mut self, blob: Blob<'_>, what: &str) -> Option<Found>;
 
     /// As [`Lane::blob`], keeping only findings on lines of the blob for which `keep_line`
     /// holds (findings inside members or without lines are kept). For staged changes: only
@@ -156,6 +165,8 @@ pub trait Sink: Sync {
     fn lane(&self) -> Box<dyn Lane + '_>;
     /// Warnings and counters.
     fn diagnostics(&self) -> &Diagnostics;
+    /// Records what [`Lane::scan`] found in a blob at every place the blob was seen.
+    fn attribute(&self, found: &Found, provenance: &[Provenance]);
     /// Whether a path (as reports show it) is excluded from the scan.
     fn excluded(&self, path: &str) -> bool;
     /// Largest blob read; larger ones are skipped with a warning.
