@@ -17,8 +17,8 @@ use crate::content::{self, Limits};
 use crate::findings::{place_name, Finding, FindingSet, NameKind, Placed};
 use crate::scan::{Scanner, Worker};
 use crate::source::{
-    looks_binary, Blob, BlobId, Diagnostics, Lane, Provenance, Sink, Source, SourceError, Warning,
-    WarningKind,
+    looks_binary, Blob, BlobId, Diagnostics, Found, Lane, Provenance, Sink, Source, SourceError,
+    Warning, WarningKind,
 };
 
 /// Larger inputs are not hashed for dedup (model weights: decoders read only their headers).
@@ -172,9 +172,9 @@ impl<'s> Pipeline<'s> {
         placed
     }
 
-    fn record(&self, provenance: Vec<Provenance>, placed: &[Placed]) {
+    fn record(&self, provenance: &[Provenance], placed: &[Placed]) {
         let mut set = self.findings.lock().unwrap_or_else(PoisonError::into_inner);
-        for p in &provenance {
+        for p in provenance {
             set.add(self.scanner, p, placed);
         }
     }
@@ -197,8 +197,14 @@ struct PipelineLane<'p, 's> {
 impl Lane for PipelineLane<'_, '_> {
     fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>) {
         if let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what) {
-            self.pipeline.record(provenance(), &placed);
+            self.pipeline.record(&provenance(), &placed);
         }
+    }
+
+    fn scan(&mut self, blob: Blob<'_>, what: &str) -> Option<Found> {
+        self.pipeline
+            .placed(&mut self.worker, blob, what)
+            .map(Found)
     }
 
     fn blob_lines(
@@ -221,7 +227,7 @@ impl Lane for PipelineLane<'_, '_> {
             .cloned()
             .collect();
         if !kept.is_empty() {
-            self.pipeline.record(provenance(), &kept);
+            self.pipeline.record(&provenance(), &kept);
         }
     }
 
@@ -234,7 +240,7 @@ impl Lane for PipelineLane<'_, '_> {
         let work = &mut self.worker.work_mut().place;
         let placed = place_name(name, &matches, NameKind::Path, work);
         if !placed.is_empty() {
-            self.pipeline.record(vec![provenance], &placed);
+            self.pipeline.record(&[provenance], &placed);
         }
     }
 }
@@ -257,6 +263,10 @@ impl Sink for Pipeline<'_> {
 
     fn diagnostics(&self) -> &Diagnostics {
         self.diag
+    }
+
+    fn attribute(&self, found: &Found, provenance: &[Provenance]) {
+        self.record(provenance, &found.0);
     }
 
     fn excluded(&self, path: &str) -> bool {

@@ -149,7 +149,6 @@ type Intro = (u32, u32, ObjectId, PathName);
 #[derive(Default)]
 struct Met {
     intros: Vec<Intro>,
-    found: Vec<(ObjectId, Found)>,
     submodules: Vec<gix::bstr::BString>,
 }
 
@@ -183,7 +182,6 @@ impl Claimed {
 /// pipeline's threads; then attributes what was found, and looks at every path name.
 fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink: &dyn Sink) {
     let diag = sink.diagnostics();
-    let max = sink.max_blob_size();
     let shared = repo.into_sync();
     let next = AtomicUsize::new(0);
     let claimed = Claimed::new();
@@ -200,12 +198,7 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
                         super::tuning("TRAWL_OBJECT_CACHE_MB", 16) << 20,
                     );
                     set_delta_cache(&mut trees);
-                    let mut blobs = shared.to_thread_local();
-                    blobs.object_cache_size(None);
-                    set_delta_cache(&mut blobs);
-                    let mut lane = sink.lane();
                     let mut diff = TreeDiff::new(&trees, diag);
-                    let mut buf = Vec::new();
                     let mut mine = Met::default();
                     let mut introduced: Vec<Introduced> = Vec::new();
                     loop {
@@ -222,25 +215,9 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
                             diff.diff(c.tree, &c.parents, &c.meta.id, &mut introduced);
                             for (seq, (id, path)) in introduced.drain(..).enumerate() {
                                 let path = PathName::from_bytes(&path);
-                                if sink.excluded(path.as_str()) {
-                                    continue;
+                                if !sink.excluded(path.as_str()) {
+                                    mine.intros.push(((start + i) as u32, seq as u32, id, path));
                                 }
-                                if claimed.claim(id) {
-                                    diag.total.fetch_add(1, Ordering::Relaxed);
-                                    let what = format!("{prefix}{path}");
-                                    if let Some(data) =
-                                        read_blob(&blobs, id, max, &mut buf, &what, diag)
-                                    {
-                                        let blob = Blob {
-                                            data,
-                                            id: blob_id(id),
-                                        };
-                                        if let Some(found) = lane.scan(blob, &what) {
-                                            mine.found.push((id, found));
-                                        }
-                                    }
-                                }
-                                mine.intros.push(((start + i) as u32, seq as u32, id, path));
                             }
                         }
                     }
@@ -253,14 +230,48 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
         });
     });
     let mut intros = Vec::new();
-    let mut found = IdMap::default();
     let mut submodules = Vec::new();
     for m in met.into_inner().unwrap_or_else(PoisonError::into_inner) {
         intros.extend(m.intros);
-        found.extend(m.found);
         submodules.extend(m.submodules);
     }
     intros.sort_unstable_by_key(|&(c, seq, _, _)| (c, seq));
+    // Each blob once, named by its first introduction.
+    let mut first: IdMap<usize> = IdMap::default();
+    for (i, intro) in intros.iter().enumerate() {
+        first.entry(intro.2).or_insert(i);
+    }
+    diag.total.fetch_add(first.len() as u64, Ordering::Relaxed);
+    let what = |id: &ObjectId| {
+        first
+            .get(id)
+            .map(|&i| format!("{prefix}{}", intros[i].3))
+            .unwrap_or_default()
+    };
+    let found = Mutex::new(Vec::new());
+    // The packs are mapped again by the traversal, which hands its pages back as it goes:
+    // the repository's own mappings (the trees' pages) are let go first.
+    let packs = pack_indices(&shared);
+    let (git_dir, hash) = (shared.git_dir().to_path_buf(), shared.objects.object_hash());
+    drop(shared);
+    scan_packed(&packs, hash, &first, &claimed, &what, &found, sink);
+    let Ok(shared) = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated())
+    else {
+        let unread = first.keys().filter(|id| !claimed.contains(id)).count();
+        if unread > 0 {
+            diag.warn_at(
+                &git_dir.display().to_string(),
+                format!("repository could not be opened again: {unread} blobs not read"),
+            );
+        }
+        return;
+    };
+    scan_loose(&shared, &first, &claimed, &what, &found, sink);
+    let found: IdMap<Found> = found
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .into_iter()
+        .collect();
     attribute(commits, &intros, &found, prefix, sink);
     names(commits, &intros, prefix, sink);
     submodules.sort_unstable();
@@ -271,6 +282,205 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
     if all {
         scan_unreachable(&shared, &claimed, prefix, sink);
     }
+}
+
+/// Scans the wanted blobs of every pack in the order the pack holds them, each object
+/// decoded once by gix's delta-tree traversal (a base before its deltas), on `sink`'s number
+/// of threads: reading blobs one by one would decode each delta chain again per blob.
+fn scan_packed(
+    indices: &[std::path::PathBuf],
+    hash: gix::hash::Kind,
+    wanted: &IdMap<usize>,
+    claimed: &Claimed,
+    what: &(dyn Fn(&ObjectId) -> String + Sync),
+    found: &Mutex<Vec<(ObjectId, Found)>>,
+    sink: &dyn Sink,
+) {
+    use gix::odb::pack;
+    let diag = sink.diagnostics();
+    let max = sink.max_blob_size();
+    for index_path in indices {
+        let pack_path = index_path.with_extension("pack");
+        let Some(map) = map_pack(&pack_path) else {
+            continue; // its blobs are read on their own
+        };
+        let (Ok(index), Ok(data)) = (
+            pack::index::File::at(index_path, hash),
+            pack::data::File::from_data(SharedMap(map.clone()), pack_path, hash),
+        ) else {
+            continue;
+        };
+        let decoded = std::sync::atomic::AtomicU64::new(0);
+        let (map, decoded) = (&map, &decoded);
+        let mut lane: LazyLane<'_> = LazyLane { sink, lane: None };
+        let processor = move |kind: gix::objs::Kind,
+                              bytes: &[u8],
+                              entry: &pack::index::Entry,
+                              _: &dyn gix::progress::Progress| {
+            let id = entry.oid;
+            release_pages(map, decoded, bytes.len() as u64);
+            if kind != gix::objs::Kind::Blob || !wanted.contains_key(&id) || !claimed.claim(id) {
+                return Ok(());
+            }
+            let what = what(&id);
+            if bytes.len() as u64 > max {
+                diag.warn(crate::source::Warning::new(
+                    crate::source::WarningKind::TooLarge,
+                    what,
+                    format!(
+                        "blob {id} skipped: {} bytes, over the maximum size of {max} (see --max-file-size)",
+                        bytes.len()
+                    ),
+                ));
+                return Ok(());
+            }
+            let lane = lane.get();
+            let blob = Blob {
+                data: bytes,
+                id: blob_id(id),
+            };
+            if let Some(f) = lane.scan(blob, &what) {
+                found
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((id, f));
+            }
+            Ok(())
+        };
+        let options = pack::index::traverse::with_index::Options {
+            check: pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerificationAndNoAbortOnDecodeError,
+            thread_limit: Some(sink.threads().max(1)),
+            alloc_limit_bytes: None,
+        };
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        let mut progress = gix::progress::Discard;
+        // Blobs the traversal could not decode stay unclaimed and are read on their own.
+        let _ = index.traverse_with_index(&data, processor, &mut progress, &interrupt, options);
+    }
+}
+
+/// The index files of a repository's packs (none when they cannot be listed: every blob is
+/// then read on its own).
+fn pack_indices(shared: &gix::ThreadSafeRepository) -> Vec<std::path::PathBuf> {
+    use gix::odb::store::structure::Record;
+    let repo = shared.to_thread_local();
+    let Ok(records) = repo.objects.store_ref().structure() else {
+        return Vec::new();
+    };
+    records
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Index { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A pack mapped read-only, shared by the traversal and [`release_pages`].
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl std::ops::Deref for SharedMap {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn map_pack(path: &std::path::Path) -> Option<Arc<memmap2::Mmap>> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: git never rewrites a pack in place (a repack writes a new file and renames
+    // it); a pack truncated under us would fault, as it would in gix's own mapping.
+    unsafe { memmap2::Mmap::map(&file) }.ok().map(Arc::new)
+}
+
+/// Decoded bytes after which the pack's pages are handed back to the kernel.
+const RELEASE_EVERY: u64 = 128 << 20;
+
+/// Counts decoded bytes; every [`RELEASE_EVERY`] of them, drops the pack's pages from this
+/// process, so that its resident memory follows the work in flight, not the size of the
+/// pack. Pages still needed fault back in from the page cache.
+fn release_pages(map: &memmap2::Mmap, decoded: &std::sync::atomic::AtomicU64, n: u64) {
+    let before = decoded.fetch_add(n, Ordering::Relaxed);
+    if before / RELEASE_EVERY != (before + n) / RELEASE_EVERY {
+        // SAFETY: the mapping is read-only and backed by a file that is not written: after
+        // MADV_DONTNEED, reads fault the same bytes back in from the file.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    }
+}
+
+/// A lane made on first use by each of the pack traversal's threads (the processor is
+/// cloned per thread; a clone starts without a lane).
+struct LazyLane<'s> {
+    sink: &'s dyn Sink,
+    lane: Option<Box<dyn crate::source::Lane + 's>>,
+}
+
+impl Clone for LazyLane<'_> {
+    fn clone(&self) -> Self {
+        LazyLane {
+            sink: self.sink,
+            lane: None,
+        }
+    }
+}
+
+impl<'s> LazyLane<'s> {
+    fn get(&mut self) -> &mut (dyn crate::source::Lane + 's) {
+        self.lane.get_or_insert_with(|| self.sink.lane()).as_mut()
+    }
+}
+
+/// Reads one by one the wanted blobs that no pack traversal gave (loose objects, multi-pack
+/// indexes, damaged packs), on `sink`'s threads.
+fn scan_loose(
+    shared: &gix::ThreadSafeRepository,
+    wanted: &IdMap<usize>,
+    claimed: &Claimed,
+    what: &(dyn Fn(&ObjectId) -> String + Sync),
+    found: &Mutex<Vec<(ObjectId, Found)>>,
+    sink: &dyn Sink,
+) {
+    let diag = sink.diagnostics();
+    let max = sink.max_blob_size();
+    let rest: Vec<ObjectId> = wanted
+        .keys()
+        .filter(|id| !claimed.contains(id))
+        .copied()
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = sink.threads().max(1);
+    sink.install(&mut || {
+        rayon::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|_| {
+                    let mut repo = shared.to_thread_local();
+                    repo.object_cache_size(None);
+                    set_delta_cache(&mut repo);
+                    let mut lane = sink.lane();
+                    let mut buf = Vec::new();
+                    while let Some(&id) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if !claimed.claim(id) {
+                            continue;
+                        }
+                        let what = what(&id);
+                        let Some(data) = read_blob(&repo, id, max, &mut buf, &what, diag) else {
+                            continue;
+                        };
+                        let blob = Blob {
+                            data,
+                            id: blob_id(id),
+                        };
+                        if let Some(f) = lane.scan(blob, &what) {
+                            found
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push((id, f));
+                        }
+                    }
+                });
+            }
+        });
+    });
 }
 
 /// Records what each blob holds at every one of its introductions, in walk order.
