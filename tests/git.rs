@@ -461,3 +461,66 @@ fn many_refs_non_utf8_names_and_oversized_blobs() {
         "{author}"
     );
 }
+
+/// The history engine compares commits on several threads and reads packed blobs through a
+/// pack traversal, loose ones one by one: the report must not depend on either. A history
+/// with secrets added, moved, removed and added again, and one blob at two paths, gives the
+/// same report loose and packed, at 1, 3 and 4 threads, with every introduction listed,
+/// oldest first.
+#[test]
+fn reports_do_not_depend_on_threads_or_packing() {
+    let mut f = Fake::new(101);
+    let (moved, readded, twice) = (f.hf_token(), f.hf_token(), f.hf_token());
+    let mut r = Repo::new();
+    r.write("a/keys.env", &format!("HF_TOKEN={moved}\n"));
+    r.write("b/one.txt", &format!("{twice}\n"));
+    r.write("b/two.txt", &format!("{twice}\n"));
+    let c_first = r.commit("secrets");
+    // (The helper dates commits a day apart within one month.)
+    for i in 0..25 {
+        r.write(&format!("src/m{}/f{i}.py", i % 7), &format!("x = {i}\n"));
+        if i == 5 {
+            r.git(&["rm", "-q", "a/keys.env"]);
+            r.write("c/keys.env", &format!("HF_TOKEN={moved}\n"));
+        }
+        if i == 10 {
+            r.write("cfg/old.env", &format!("T={readded}\n"));
+        }
+        if i == 14 {
+            r.git(&["rm", "-q", "cfg/old.env"]);
+        }
+        if i == 19 {
+            r.write("cfg/new.env", &format!("T={readded}\n"));
+        }
+        r.commit(&format!("work {i}"));
+    }
+    let run = |threads: &str| {
+        let (code, v, err) = scan(r.path(), &["--show-secrets", "--threads", threads]);
+        assert_eq!(code, Some(1), "{err}");
+        v
+    };
+    let loose = run("1");
+    assert_eq!(run("3"), loose);
+    r.git(&["gc", "-q", "--aggressive"]);
+    assert_eq!(run("1"), loose, "packed, one thread");
+    assert_eq!(run("4"), loose, "packed, four threads");
+
+    let all = found(r.path(), &[]);
+    let places = |secret: &str| {
+        all.iter()
+            .find(|(s, _)| s == secret)
+            .map(|(_, p)| {
+                p.iter()
+                    .map(|(_, path, _)| path.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    // A move introduces the same blob at a new path: both places, oldest first.
+    assert_eq!(places(&moved), ["a/keys.env", "c/keys.env"]);
+    assert_eq!(places(&twice), ["b/one.txt", "b/two.txt"]);
+    // Added again later (same content, new path): both introductions, oldest first.
+    assert_eq!(places(&readded), ["cfg/old.env", "cfg/new.env"]);
+    let first = all.iter().find(|(s, _)| *s == moved).unwrap();
+    assert_eq!(first.1[0].0, c_first);
+}

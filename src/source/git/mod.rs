@@ -82,7 +82,7 @@ fn tuning(var: &str, default: usize) -> usize {
 /// Replaces gix's default delta-base cache (a 64-slot list searched from end to end on every
 /// lookup: 8 % of a long history's time) by a hash map capped in bytes.
 fn set_delta_cache(repo: &mut gix::Repository) {
-    let bytes = tuning("TRAWL_DELTA_CACHE_MB", 32) << 20;
+    let bytes = tuning("TRAWL_DELTA_CACHE_MB", 8) << 20;
     if bytes == 0 {
         repo.objects.unset_pack_cache();
         return;
