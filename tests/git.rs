@@ -504,6 +504,23 @@ fn reports_do_not_depend_on_threads_or_packing() {
     r.git(&["gc", "-q", "--aggressive"]);
     assert_eq!(run("1"), loose, "packed, one thread");
     assert_eq!(run("4"), loose, "packed, four threads");
+    // Commits compared oldest first (as for a pack whose deltas run that way): the same.
+    for order in ["oldest", "newest"] {
+        let o = std::process::Command::new(crate::util::BIN)
+            .args([
+                "git",
+                r.path().to_str().unwrap(),
+                "-f",
+                "json",
+                "--show-secrets",
+            ])
+            .args(["--threads", "2"])
+            .env("TRAWL_HISTORY_ORDER", order)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v, loose, "{order} first");
+    }
 
     let all = found(r.path(), &[]);
     let places = |secret: &str| {

@@ -187,6 +187,8 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
     let claimed = Claimed::new();
     let met: Mutex<Vec<Met>> = Mutex::new(Vec::new());
     let threads = sink.threads().max(1);
+    let packs = pack_indices(&shared);
+    let newest_first = newest_first(&packs, shared.objects.object_hash(), commits);
     sink.install(&mut || {
         rayon::scope(|s| {
             for _ in 0..threads {
@@ -201,22 +203,26 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
                     let mut diff = TreeDiff::new(&trees, diag);
                     let mut mine = Met::default();
                     let mut introduced: Vec<Introduced> = Vec::new();
+                    let n = commits.len();
                     loop {
-                        let start = next.fetch_add(1, Ordering::Relaxed) * CHUNK;
-                        let Some(chunk) = commits.get(start..(start + CHUNK).min(commits.len()))
-                        else {
-                            break;
-                        };
-                        if chunk.is_empty() {
+                        let k = next.fetch_add(1, Ordering::Relaxed) * CHUNK;
+                        if k >= n {
                             break;
                         }
-                        for (i, c) in chunk.iter().enumerate() {
+                        // Chunk `k..k + CHUNK` of the order chosen: the walk's, or reversed.
+                        let order: Box<dyn Iterator<Item = usize>> = if newest_first {
+                            Box::new(k..(k + CHUNK).min(n))
+                        } else {
+                            Box::new((k..(k + CHUNK).min(n)).map(|j| n - 1 - j))
+                        };
+                        for ci in order {
+                            let c = &commits[ci];
                             introduced.clear();
                             diff.diff(c.tree, &c.parents, &c.meta.id, &mut introduced);
                             for (seq, (id, path)) in introduced.drain(..).enumerate() {
                                 let path = PathName::from_bytes(&path);
                                 if !sink.excluded(path.as_str()) {
-                                    mine.intros.push(((start + i) as u32, seq as u32, id, path));
+                                    mine.intros.push((ci as u32, seq as u32, id, path));
                                 }
                             }
                         }
@@ -251,7 +257,6 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
     let found = Mutex::new(Vec::new());
     // The packs are mapped again by the traversal, which hands its pages back as it goes:
     // the repository's own mappings (the trees' pages) are let go first.
-    let packs = pack_indices(&shared);
     let (git_dir, hash) = (shared.git_dir().to_path_buf(), shared.objects.object_hash());
     drop(shared);
     scan_packed(&packs, hash, &first, &claimed, &what, &found, sink);
@@ -374,6 +379,57 @@ fn pack_indices(shared: &gix::ThreadSafeRepository) -> Vec<std::path::PathBuf> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether to compare commits newest first (the walk's order) or oldest first. A tree is
+/// often stored as a delta on another version of itself, and gix keeps in its delta cache
+/// only the objects it was asked for, not the bases in between: reading versions against the
+/// direction of their delta chains decodes a chain again for every version (a pack written by
+/// `git fast-import` chains newer versions on older ones; `git gc` and clones, mostly the
+/// reverse). The order chosen starts where the root trees' chains are shallower.
+fn newest_first(packs: &[std::path::PathBuf], hash: gix::hash::Kind, commits: &[Commit]) -> bool {
+    const SAMPLE: usize = 16;
+    // For tests and measurements (undocumented): force one order.
+    match std::env::var("TRAWL_HISTORY_ORDER").as_deref() {
+        Ok("newest") => return true,
+        Ok("oldest") => return false,
+        _ => {}
+    }
+    let n = commits.len().min(SAMPLE);
+    if commits.len() < 2 * SAMPLE {
+        return true; // a short history costs little either way
+    }
+    for path in packs {
+        let (Ok(index), Ok(pack)) = (
+            gix::odb::pack::index::File::at(path, hash),
+            gix::odb::pack::data::File::at(path.with_extension("pack"), hash),
+        ) else {
+            continue;
+        };
+        // Delta chain length of an object in this pack (`None` when it is not in it).
+        let depth = |id: &ObjectId| -> Option<usize> {
+            let mut offset = index.pack_offset_at_index(index.lookup(id)?);
+            for d in 0..64 {
+                let entry = pack.entry(offset).ok()?;
+                offset = match entry.header {
+                    gix::odb::pack::data::entry::Header::OfsDelta { base_distance } => {
+                        entry.checked_base_pack_offset(base_distance)?
+                    }
+                    gix::odb::pack::data::entry::Header::RefDelta { base_id } => {
+                        index.pack_offset_at_index(index.lookup(base_id)?)
+                    }
+                    _ => return Some(d),
+                };
+            }
+            Some(64)
+        };
+        let sum = |cs: &[Commit]| cs.iter().filter_map(|c| depth(&c.tree)).sum::<usize>();
+        let (newest, oldest) = (sum(&commits[..n]), sum(&commits[commits.len() - n..]));
+        if newest + oldest > 0 {
+            return newest <= oldest;
+        }
+    }
+    true
 }
 
 /// A pack mapped read-only, shared by the traversal and [`release_pages`].
