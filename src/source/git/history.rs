@@ -248,21 +248,25 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
         first.entry(intro.2).or_insert(i);
     }
     diag.total.fetch_add(first.len() as u64, Ordering::Relaxed);
-    let what = |id: &ObjectId| {
-        first
-            .get(id)
-            .map(|&i| format!("{prefix}{}", intros[i].3))
-            .unwrap_or_default()
+    let wanted = Wanted {
+        first,
+        intros: &intros,
+        prefix,
+        claimed: &claimed,
+        found: Mutex::new(Vec::new()),
     };
-    let found = Mutex::new(Vec::new());
     // The packs are mapped again by the traversal, which hands its pages back as it goes:
     // the repository's own mappings (the trees' pages) are let go first.
     let (git_dir, hash) = (shared.git_dir().to_path_buf(), shared.objects.object_hash());
     drop(shared);
-    scan_packed(&packs, hash, &first, &claimed, &what, &found, sink);
+    scan_packed(&packs, hash, &wanted, sink);
     let Ok(shared) = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated())
     else {
-        let unread = first.keys().filter(|id| !claimed.contains(id)).count();
+        let unread = wanted
+            .first
+            .keys()
+            .filter(|id| !claimed.contains(id))
+            .count();
         if unread > 0 {
             diag.warn_at(
                 &git_dir.display().to_string(),
@@ -271,8 +275,9 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
         }
         return;
     };
-    scan_loose(&shared, &first, &claimed, &what, &found, sink);
-    let found: IdMap<Found> = found
+    scan_loose(&shared, &wanted, sink);
+    let found: IdMap<Found> = wanted
+        .found
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner)
         .into_iter()
@@ -289,16 +294,52 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
     }
 }
 
+/// The blobs the commits introduced: each named by its first introduction, claimed by the
+/// first thread to meet it, and what was found in it.
+struct Wanted<'a> {
+    first: IdMap<usize>,
+    intros: &'a [Intro],
+    prefix: &'a str,
+    claimed: &'a Claimed,
+    found: Mutex<Vec<(ObjectId, Found)>>,
+}
+
+impl Wanted<'_> {
+    /// True for the first caller with a wanted blob.
+    fn claim(&self, id: &ObjectId) -> bool {
+        self.first.contains_key(id) && self.claimed.claim(*id)
+    }
+
+    /// The blob's name in warnings: its first introduction's path.
+    fn what(&self, id: &ObjectId) -> String {
+        self.first
+            .get(id)
+            .map(|&i| format!("{}{}", self.prefix, self.intros[i].3))
+            .unwrap_or_default()
+    }
+
+    /// Scans a claimed blob and keeps what it holds.
+    fn scan(&self, lane: &mut dyn crate::source::Lane, id: ObjectId, data: &[u8], what: &str) {
+        let blob = Blob {
+            data,
+            id: blob_id(id),
+        };
+        if let Some(f) = lane.scan(blob, what) {
+            self.found
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((id, f));
+        }
+    }
+}
+
 /// Scans the wanted blobs of every pack in the order the pack holds them, each object
 /// decoded once by gix's delta-tree traversal (a base before its deltas), on `sink`'s number
 /// of threads: reading blobs one by one would decode each delta chain again per blob.
 fn scan_packed(
     indices: &[std::path::PathBuf],
     hash: gix::hash::Kind,
-    wanted: &IdMap<usize>,
-    claimed: &Claimed,
-    what: &(dyn Fn(&ObjectId) -> String + Sync),
-    found: &Mutex<Vec<(ObjectId, Found)>>,
+    wanted: &Wanted<'_>,
     sink: &dyn Sink,
 ) {
     use gix::odb::pack;
@@ -324,10 +365,10 @@ fn scan_packed(
                               _: &dyn gix::progress::Progress| {
             let id = entry.oid;
             release_pages(map, decoded, bytes.len() as u64);
-            if kind != gix::objs::Kind::Blob || !wanted.contains_key(&id) || !claimed.claim(id) {
+            if kind != gix::objs::Kind::Blob || !wanted.claim(&id) {
                 return Ok(());
             }
-            let what = what(&id);
+            let what = wanted.what(&id);
             if bytes.len() as u64 > max {
                 diag.warn(crate::source::Warning::new(
                     crate::source::WarningKind::TooLarge,
@@ -339,17 +380,7 @@ fn scan_packed(
                 ));
                 return Ok(());
             }
-            let lane = lane.get();
-            let blob = Blob {
-                data: bytes,
-                id: blob_id(id),
-            };
-            if let Some(f) = lane.scan(blob, &what) {
-                found
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((id, f));
-            }
+            wanted.scan(lane.get(), id, bytes, &what);
             Ok(())
         };
         let options = pack::index::traverse::with_index::Options {
@@ -488,19 +519,13 @@ impl<'s> LazyLane<'s> {
 
 /// Reads one by one the wanted blobs that no pack traversal gave (loose objects, multi-pack
 /// indexes, damaged packs), on `sink`'s threads.
-fn scan_loose(
-    shared: &gix::ThreadSafeRepository,
-    wanted: &IdMap<usize>,
-    claimed: &Claimed,
-    what: &(dyn Fn(&ObjectId) -> String + Sync),
-    found: &Mutex<Vec<(ObjectId, Found)>>,
-    sink: &dyn Sink,
-) {
+fn scan_loose(shared: &gix::ThreadSafeRepository, wanted: &Wanted<'_>, sink: &dyn Sink) {
     let diag = sink.diagnostics();
     let max = sink.max_blob_size();
     let rest: Vec<ObjectId> = wanted
+        .first
         .keys()
-        .filter(|id| !claimed.contains(id))
+        .filter(|id| !wanted.claimed.contains(id))
         .copied()
         .collect();
     let next = AtomicUsize::new(0);
@@ -515,22 +540,12 @@ fn scan_loose(
                     let mut lane = sink.lane();
                     let mut buf = Vec::new();
                     while let Some(&id) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if !claimed.claim(id) {
+                        if !wanted.claim(&id) {
                             continue;
                         }
-                        let what = what(&id);
-                        let Some(data) = read_blob(&repo, id, max, &mut buf, &what, diag) else {
-                            continue;
-                        };
-                        let blob = Blob {
-                            data,
-                            id: blob_id(id),
-                        };
-                        if let Some(f) = lane.scan(blob, &what) {
-                            found
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push((id, f));
+                        let what = wanted.what(&id);
+                        if let Some(data) = read_blob(&repo, id, max, &mut buf, &what, diag) {
+                            wanted.scan(lane.as_mut(), id, data, &what);
                         }
                     }
                 });
