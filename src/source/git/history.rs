@@ -26,7 +26,8 @@ use crate::source::{
     Blob, CommitMeta, Diagnostics, Found, PathName, Provenance, Sink, Source, SourceError,
 };
 
-/// Consecutive commits one thread compares at a time.
+/// Consecutive commits one thread compares at a time, at most (a short history is cut in
+/// smaller chunks, several per thread, so that the threads finish together).
 const CHUNK: usize = 32;
 
 /// Shards of the set of blobs already claimed by a thread.
@@ -204,16 +205,17 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
                     let mut mine = Met::default();
                     let mut introduced: Vec<Introduced> = Vec::new();
                     let n = commits.len();
+                    let chunk = (n / (threads * 8)).clamp(1, CHUNK);
                     loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed) * CHUNK;
+                        let k = next.fetch_add(1, Ordering::Relaxed) * chunk;
                         if k >= n {
                             break;
                         }
-                        // Chunk `k..k + CHUNK` of the order chosen: the walk's, or reversed.
+                        // Chunk `k..k + chunk` of the order chosen: the walk's, or reversed.
                         let order: Box<dyn Iterator<Item = usize>> = if newest_first {
-                            Box::new(k..(k + CHUNK).min(n))
+                            Box::new(k..(k + chunk).min(n))
                         } else {
-                            Box::new((k..(k + CHUNK).min(n)).map(|j| n - 1 - j))
+                            Box::new((k..(k + chunk).min(n)).map(|j| n - 1 - j))
                         };
                         for ci in order {
                             let c = &commits[ci];
