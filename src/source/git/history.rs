@@ -483,7 +483,7 @@ fn map_pack(path: &std::path::Path) -> Option<Arc<memmap2::Mmap>> {
 }
 
 /// Decoded bytes after which the pack's pages are handed back to the kernel.
-const RELEASE_EVERY: u64 = 128 << 20;
+const RELEASE_EVERY: u64 = 32 << 20;
 
 /// Counts decoded bytes; every [`RELEASE_EVERY`] of them, drops the pack's pages from this
 /// process, so that its resident memory follows the work in flight, not the size of the
