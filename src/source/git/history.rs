@@ -388,7 +388,10 @@ fn scan_packed(
         let options = pack::index::traverse::with_index::Options {
             check: pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerificationAndNoAbortOnDecodeError,
             thread_limit: Some(sink.threads().max(1)),
-            alloc_limit_bytes: None,
+            // An object declaring more than this is not decoded here (a hostile pack cannot
+            // make the traversal allocate what it claims); a blob that is refused falls back
+            // to the one-by-one read, which reports it as over the size limit.
+            alloc_limit_bytes: Some(usize::try_from(max.max(64 << 20)).unwrap_or(usize::MAX)),
         };
         let interrupt = std::sync::atomic::AtomicBool::new(false);
         let mut progress = gix::progress::Discard;
