@@ -1,14 +1,18 @@
 //! A repository's history as one source: every blob the chosen commits introduced, read and
 //! scanned once, attributed to every introduction.
 //!
-//! Contract: the commit walk only lists commits (ids, trees, parents, authors). Comparing
-//! each commit's tree with its parents' and scanning the blobs it introduced is one job,
-//! shared by the pipeline's threads in chunks of consecutive commits (a parent and its child
-//! share most trees, so a thread's tree cache serves both): a blob is scanned by the thread
-//! that meets it first, while the other threads go on comparing trees, so reading history
-//! and scanning overlap. What a blob holds is attributed only when every thread is done, to
-//! all of its introductions in walk order: the report does not depend on which thread met a
-//! blob first.
+//! Contract, in three steps:
+//! 1. The commit walk only lists commits (ids, trees, parents, authors).
+//! 2. The pipeline's threads compare each commit's tree with its parents' in chunks of
+//!    consecutive commits (a parent and its child share most trees, so a thread's tree cache
+//!    serves both), in the direction the trees' delta chains run ([`newest_first`]), and
+//!    gather every introduction: blob, path, commit.
+//! 3. Each pack is traversed once in its own order, every object decoded once, and the
+//!    introduced blobs are scanned as the traversal meets them; blobs no pack gave (loose
+//!    objects) are read one by one.
+//!
+//! What a blob holds is attributed only at the end, to all of its introductions in walk order:
+//! the report depends neither on the number of threads nor on which thread met a blob first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -179,8 +183,9 @@ impl Claimed {
     }
 }
 
-/// Compares every commit with its parents and scans each introduced blob once, on the
-/// pipeline's threads; then attributes what was found, and looks at every path name.
+/// Compares every commit with its parents on the pipeline's threads, scans each introduced
+/// blob once (packed ones in pack order), then attributes what was found and looks at every
+/// path name.
 fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink: &dyn Sink) {
     let diag = sink.diagnostics();
     let shared = repo.into_sync();
@@ -194,8 +199,8 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
         rayon::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|_| {
-                    // Trees through a handle that caches objects; blobs (read once each)
-                    // through one that keeps only delta bases.
+                    // Trees through a handle that caches objects (a commit's trees are its
+                    // child's parent trees).
                     let mut trees = shared.to_thread_local();
                     trees.object_cache_size_if_unset(
                         super::tuning("TRAWL_OBJECT_CACHE_MB", 16) << 20,

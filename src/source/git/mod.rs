@@ -1,11 +1,10 @@
-//! Git history read with gix: every commit reachable from the chosen tips, each commit's tree
-//! compared with its parents' trees to find the blobs it introduced, and every unique blob
-//! read once. Also the staged changes (`git commit` would record) for pre-commit hooks.
+//! Git read with gix: a repository's history (`history`: each commit's tree compared with
+//! its parents' trees by `tree_diff`, every introduced blob read once) and its staged changes
+//! (what `git commit` would record) for pre-commit hooks; here, what both share: finding the
+//! repository, resolving revisions and tips, reading commits and blobs.
 //!
-//! Contract: phase one walks commits and trees only and records, for each blob, where it was
-//! introduced (commit and path), holding ids and paths but never blob contents; phase two
-//! reads each unique blob once, in parallel. Missing or corrupt objects, shallow boundaries,
-//! submodules and oversized blobs are warnings; the scan goes on.
+//! Contract: missing or corrupt objects, shallow boundaries, submodules and oversized blobs
+//! are warnings; the scan goes on. What could not be read is counted as unread, never clean.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
