@@ -7,9 +7,10 @@
 //!    consecutive commits (a parent and its child share most trees, so a thread's tree cache
 //!    serves both), in the direction the trees' delta chains run ([`newest_first`]), and
 //!    gather every introduction: blob, path, commit.
-//! 3. Each pack is traversed once in its own order, every object decoded once, and the
-//!    introduced blobs are scanned as the traversal meets them; blobs no pack gave (loose
-//!    objects) are read one by one.
+//! 3. Each pack's blob chains are traversed once in the pack's own order, every blob decoded
+//!    once, and the introduced blobs are scanned as the traversal meets them (the largest
+//!    pack's chains are listed while step 2 runs); blobs no pack gave (loose objects) are
+//!    read one by one.
 //!
 //! What a blob holds is attributed only at the end, to all of its introductions in walk order:
 //! the report depends neither on the number of threads nor on which thread met a blob first.
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use gix::prelude::Header;
 use gix::ObjectId;
 
+use super::packs::{DeltaTree, Pack};
 use super::tree_diff::{IdMap, Introduced, TreeDiff};
 use super::{
     blob_id, read_blob, read_commit, resolve, set_delta_cache, show, tips, HistoryOptions, Repo,
@@ -188,13 +190,94 @@ impl Claimed {
 /// path name.
 fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink: &dyn Sink) {
     let diag = sink.diagnostics();
+    let packs = Pack::open_all(&repo);
+    let newest_first = newest_first(&packs, commits);
     let shared = repo.into_sync();
-    let next = AtomicUsize::new(0);
     let claimed = Claimed::new();
+    let (met, first_chains) = std::thread::scope(|s| {
+        // The largest pack's blob chains are made while the commits are compared (when no
+        // thread can be started for it, the traversal makes them).
+        let making = packs.first().and_then(|pack| {
+            std::thread::Builder::new()
+                .name("trawl-pack".into())
+                .spawn_scoped(s, || pack.blob_chains())
+                .ok()
+        });
+        let met = compare(&shared, commits, newest_first, sink);
+        (met, making.and_then(|m| m.join().ok().flatten()))
+    });
+    let mut intros = Vec::new();
+    let mut submodules = Vec::new();
+    for m in met {
+        intros.extend(m.intros);
+        submodules.extend(m.submodules);
+    }
+    intros.sort_unstable_by_key(|&(c, seq, _, _)| (c, seq));
+    // Each blob once, named by its first introduction.
+    let mut first: IdMap<usize> = IdMap::default();
+    for (i, intro) in intros.iter().enumerate() {
+        first.entry(intro.2).or_insert(i);
+    }
+    diag.total.fetch_add(first.len() as u64, Ordering::Relaxed);
+    let wanted = Wanted {
+        first,
+        intros: &intros,
+        prefix,
+        claimed: &claimed,
+        found: Mutex::new(Vec::new()),
+    };
+    // The traversal reads the packs through their own mappings, handing pages back as it
+    // goes: the repository's own mappings (the trees' pages) are let go first.
+    let git_dir = shared.git_dir().to_path_buf();
+    drop(shared);
+    scan_packed(&packs, first_chains, &wanted, sink);
+    drop(packs);
+    let Ok(shared) = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated())
+    else {
+        let unread = wanted
+            .first
+            .keys()
+            .filter(|id| !claimed.contains(id))
+            .count();
+        if unread > 0 {
+            diag.warn_at(
+                &git_dir.display().to_string(),
+                format!("repository could not be opened again: {unread} blobs not read"),
+            );
+        }
+        return;
+    };
+    scan_loose(&shared, &wanted, sink);
+    let found: IdMap<Found> = wanted
+        .found
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .into_iter()
+        .collect();
+    attribute(commits, &intros, &found, prefix, sink);
+    names(commits, &intros, prefix, sink);
+    submodules.sort_unstable();
+    submodules.dedup();
+    for path in submodules {
+        diag.note_at(&show(path.as_ref()), "submodule noted, not followed");
+    }
+    if all {
+        scan_unreachable(&shared, &claimed, prefix, sink);
+    }
+}
+
+/// Compares every commit with its parents on the pipeline's threads, in chunks of
+/// consecutive commits taken in the order chosen: what each thread met.
+fn compare(
+    shared: &gix::ThreadSafeRepository,
+    commits: &[Commit],
+    newest_first: bool,
+    sink: &dyn Sink,
+) -> Vec<Met> {
+    let diag = sink.diagnostics();
+    let next = AtomicUsize::new(0);
     let met: Mutex<Vec<Met>> = Mutex::new(Vec::new());
     let threads = sink.threads().max(1);
-    let packs = pack_indices(&shared);
-    let newest_first = newest_first(&packs, shared.objects.object_hash(), commits);
     sink.install(&mut || {
         rayon::scope(|s| {
             for _ in 0..threads {
@@ -242,63 +325,7 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
             }
         });
     });
-    let mut intros = Vec::new();
-    let mut submodules = Vec::new();
-    for m in met.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        intros.extend(m.intros);
-        submodules.extend(m.submodules);
-    }
-    intros.sort_unstable_by_key(|&(c, seq, _, _)| (c, seq));
-    // Each blob once, named by its first introduction.
-    let mut first: IdMap<usize> = IdMap::default();
-    for (i, intro) in intros.iter().enumerate() {
-        first.entry(intro.2).or_insert(i);
-    }
-    diag.total.fetch_add(first.len() as u64, Ordering::Relaxed);
-    let wanted = Wanted {
-        first,
-        intros: &intros,
-        prefix,
-        claimed: &claimed,
-        found: Mutex::new(Vec::new()),
-    };
-    // The packs are mapped again by the traversal, which hands its pages back as it goes:
-    // the repository's own mappings (the trees' pages) are let go first.
-    let (git_dir, hash) = (shared.git_dir().to_path_buf(), shared.objects.object_hash());
-    drop(shared);
-    scan_packed(&packs, hash, &wanted, sink);
-    let Ok(shared) = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated())
-    else {
-        let unread = wanted
-            .first
-            .keys()
-            .filter(|id| !claimed.contains(id))
-            .count();
-        if unread > 0 {
-            diag.warn_at(
-                &git_dir.display().to_string(),
-                format!("repository could not be opened again: {unread} blobs not read"),
-            );
-        }
-        return;
-    };
-    scan_loose(&shared, &wanted, sink);
-    let found: IdMap<Found> = wanted
-        .found
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .into_iter()
-        .collect();
-    attribute(commits, &intros, &found, prefix, sink);
-    names(commits, &intros, prefix, sink);
-    submodules.sort_unstable();
-    submodules.dedup();
-    for path in submodules {
-        diag.note_at(&show(path.as_ref()), "submodule noted, not followed");
-    }
-    if all {
-        scan_unreachable(&shared, &claimed, prefix, sink);
-    }
+    met.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The blobs the commits introduced: each named by its first introduction, claimed by the
@@ -341,39 +368,27 @@ impl Wanted<'_> {
 }
 
 /// Scans the wanted blobs of every pack in the order the pack holds them, each object
-/// decoded once by gix's delta-tree traversal (a base before its deltas), on `sink`'s number
-/// of threads: reading blobs one by one would decode each delta chain again per blob.
-fn scan_packed(
-    indices: &[std::path::PathBuf],
-    hash: gix::hash::Kind,
-    wanted: &Wanted<'_>,
-    sink: &dyn Sink,
-) {
-    use gix::odb::pack;
+/// decoded once (a base before its deltas), on `sink`'s number of threads: reading blobs one
+/// by one would decode each delta chain again per blob. `first` is the first pack's chains,
+/// when they were made while the commits were compared.
+fn scan_packed(packs: &[Pack], mut first: Option<DeltaTree>, wanted: &Wanted<'_>, sink: &dyn Sink) {
     let diag = sink.diagnostics();
     let max = sink.max_blob_size();
-    for index_path in indices {
-        let pack_path = index_path.with_extension("pack");
-        let Some(map) = map_pack(&pack_path) else {
+    // A blob declaring more is not decoded by the traversal; it falls back to the one-by-one
+    // read, which reports it as over the size limit.
+    let alloc_limit = usize::try_from(max.max(64 << 20)).unwrap_or(usize::MAX);
+    for (k, pack) in packs.iter().enumerate() {
+        let Some(chains) = first
+            .take()
+            .filter(|_| k == 0)
+            .or_else(|| pack.blob_chains())
+        else {
             continue; // its blobs are read on their own
         };
-        let (Ok(index), Ok(data)) = (
-            pack::index::File::at(index_path, hash),
-            pack::data::File::from_data(SharedMap(map.clone()), pack_path, hash),
-        ) else {
-            continue;
-        };
-        let decoded = std::sync::atomic::AtomicU64::new(0);
-        let (map, decoded) = (&map, &decoded);
         let mut lane: LazyLane<'_> = LazyLane { sink, lane: None };
-        let processor = move |kind: gix::objs::Kind,
-                              bytes: &[u8],
-                              entry: &pack::index::Entry,
-                              _: &dyn gix::progress::Progress| {
-            let id = entry.oid;
-            release_pages(map, decoded, bytes.len() as u64);
-            if kind != gix::objs::Kind::Blob || !wanted.claim(&id) {
-                return Ok(());
+        pack.traverse(chains, sink.threads(), alloc_limit, move |id, bytes| {
+            if !wanted.claim(&id) {
+                return;
             }
             let what = wanted.what(&id);
             if bytes.len() as u64 > max {
@@ -385,41 +400,11 @@ fn scan_packed(
                         bytes.len()
                     ),
                 ));
-                return Ok(());
+                return;
             }
             wanted.scan(lane.get(), id, bytes, &what);
-            Ok(())
-        };
-        let options = pack::index::traverse::with_index::Options {
-            check: pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerificationAndNoAbortOnDecodeError,
-            thread_limit: Some(sink.threads().max(1)),
-            // An object declaring more than this is not decoded here (a hostile pack cannot
-            // make the traversal allocate what it claims); a blob that is refused falls back
-            // to the one-by-one read, which reports it as over the size limit.
-            alloc_limit_bytes: Some(usize::try_from(max.max(64 << 20)).unwrap_or(usize::MAX)),
-        };
-        let interrupt = std::sync::atomic::AtomicBool::new(false);
-        let mut progress = gix::progress::Discard;
-        // Blobs the traversal could not decode stay unclaimed and are read on their own.
-        let _ = index.traverse_with_index(&data, processor, &mut progress, &interrupt, options);
+        });
     }
-}
-
-/// The index files of a repository's packs (none when they cannot be listed: every blob is
-/// then read on its own).
-fn pack_indices(shared: &gix::ThreadSafeRepository) -> Vec<std::path::PathBuf> {
-    use gix::odb::store::structure::Record;
-    let repo = shared.to_thread_local();
-    let Ok(records) = repo.objects.store_ref().structure() else {
-        return Vec::new();
-    };
-    records
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Index { path, .. } => Some(path),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Whether to compare commits newest first (the walk's order) or oldest first. A tree is
@@ -428,7 +413,7 @@ fn pack_indices(shared: &gix::ThreadSafeRepository) -> Vec<std::path::PathBuf> {
 /// direction of their delta chains decodes a chain again for every version (a pack written by
 /// `git fast-import` chains newer versions on older ones; `git gc` and clones, mostly the
 /// reverse). The order chosen starts where the root trees' chains are shallower.
-fn newest_first(packs: &[std::path::PathBuf], hash: gix::hash::Kind, commits: &[Commit]) -> bool {
+fn newest_first(packs: &[Pack], commits: &[Commit]) -> bool {
     const SAMPLE: usize = 16;
     // For tests and measurements (undocumented): force one order.
     match std::env::var("TRAWL_HISTORY_ORDER").as_deref() {
@@ -440,69 +425,18 @@ fn newest_first(packs: &[std::path::PathBuf], hash: gix::hash::Kind, commits: &[
     if commits.len() < 2 * SAMPLE {
         return true; // a short history costs little either way
     }
-    for path in packs {
-        let (Ok(index), Ok(pack)) = (
-            gix::odb::pack::index::File::at(path, hash),
-            gix::odb::pack::data::File::at(path.with_extension("pack"), hash),
-        ) else {
-            continue;
+    for pack in packs {
+        let sum = |cs: &[Commit]| {
+            cs.iter()
+                .filter_map(|c| pack.delta_depth(&c.tree))
+                .sum::<usize>()
         };
-        // Delta chain length of an object in this pack (`None` when it is not in it).
-        let depth = |id: &ObjectId| -> Option<usize> {
-            let mut offset = index.pack_offset_at_index(index.lookup(id)?);
-            for d in 0..64 {
-                let entry = pack.entry(offset).ok()?;
-                offset = match entry.header {
-                    gix::odb::pack::data::entry::Header::OfsDelta { base_distance } => {
-                        entry.checked_base_pack_offset(base_distance)?
-                    }
-                    gix::odb::pack::data::entry::Header::RefDelta { base_id } => {
-                        index.pack_offset_at_index(index.lookup(base_id)?)
-                    }
-                    _ => return Some(d),
-                };
-            }
-            Some(64)
-        };
-        let sum = |cs: &[Commit]| cs.iter().filter_map(|c| depth(&c.tree)).sum::<usize>();
         let (newest, oldest) = (sum(&commits[..n]), sum(&commits[commits.len() - n..]));
         if newest + oldest > 0 {
             return newest <= oldest;
         }
     }
     true
-}
-
-/// A pack mapped read-only, shared by the traversal and [`release_pages`].
-struct SharedMap(Arc<memmap2::Mmap>);
-
-impl std::ops::Deref for SharedMap {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-fn map_pack(path: &std::path::Path) -> Option<Arc<memmap2::Mmap>> {
-    let file = std::fs::File::open(path).ok()?;
-    // SAFETY: git never rewrites a pack in place (a repack writes a new file and renames
-    // it); a pack truncated under us would fault, as it would in gix's own mapping.
-    unsafe { memmap2::Mmap::map(&file) }.ok().map(Arc::new)
-}
-
-/// Decoded bytes after which the pack's pages are handed back to the kernel.
-const RELEASE_EVERY: u64 = 32 << 20;
-
-/// Counts decoded bytes; every [`RELEASE_EVERY`] of them, drops the pack's pages from this
-/// process, so that its resident memory follows the work in flight, not the size of the
-/// pack. Pages still needed fault back in from the page cache.
-fn release_pages(map: &memmap2::Mmap, decoded: &std::sync::atomic::AtomicU64, n: u64) {
-    let before = decoded.fetch_add(n, Ordering::Relaxed);
-    if before / RELEASE_EVERY != (before + n) / RELEASE_EVERY {
-        // SAFETY: the mapping is read-only and backed by a file that is not written: after
-        // MADV_DONTNEED, reads fault the same bytes back in from the file.
-        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
-    }
 }
 
 /// A lane made on first use by each of the pack traversal's threads (the processor is

@@ -14,6 +14,7 @@ use gix::prelude::{Find, Header};
 use gix::ObjectId;
 
 mod history;
+mod packs;
 mod tree_diff;
 
 pub use history::GitHistory;
