@@ -134,21 +134,26 @@ impl<'s> Pipeline<'s> {
             .into_sorted()
     }
 
-    /// Decodes and scans a blob once; the placed findings of every blob with the same id.
+    /// Decodes and scans a blob once; the placed findings of every blob with the same id
+    /// (when `dedup`: a source that scans each id once says so by passing `false`).
     fn placed(
         &self,
         worker: &mut Worker<'_>,
         blob: Blob<'_>,
         what: &str,
+        dedup: bool,
     ) -> Option<Arc<Vec<Placed>>> {
         let data = blob.data;
         if looks_binary(data) && !content::claims(data) {
             self.diag.skipped_binary();
             return None;
         }
-        let id = blob
-            .id
-            .or_else(|| (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data)));
+        let id = dedup
+            .then(|| {
+                blob.id
+                    .or_else(|| (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data)))
+            })
+            .flatten();
         let seen = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(id) = id {
             if let Some(cached) = seen().get(&id) {
@@ -196,14 +201,14 @@ struct PipelineLane<'p, 's> {
 
 impl Lane for PipelineLane<'_, '_> {
     fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>) {
-        if let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what) {
+        if let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what, true) {
             self.pipeline.record(&provenance(), &placed);
         }
     }
 
     fn scan(&mut self, blob: Blob<'_>, what: &str) -> Option<Found> {
         self.pipeline
-            .placed(&mut self.worker, blob, what)
+            .placed(&mut self.worker, blob, what, false)
             .map(Found)
     }
 
@@ -214,7 +219,7 @@ impl Lane for PipelineLane<'_, '_> {
         provenance: &dyn Fn() -> Vec<Provenance>,
         keep_line: &dyn Fn(&[u8]) -> bool,
     ) {
-        let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what) else {
+        let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what, true) else {
             return;
         };
         let kept: Vec<Placed> = placed

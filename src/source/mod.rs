@@ -140,6 +140,8 @@ pub trait Lane: Send {
     fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>);
 
     /// Scans one blob now, to attribute what it holds later: `None` when it holds nothing.
+    /// The source hands each blob id to `scan` once (a history claims its blobs): the
+    /// pipeline neither looks the blob up among those already scanned nor keeps its result.
     fn scan(&mut self, blob: Blob<'_>, what: &str) -> Option<Found>;
 
     /// As [`Lane::blob`], keeping only findings on lines of the blob for which `keep_line`

@@ -169,19 +169,17 @@ impl Claimed {
 
     /// True for the first caller with this id.
     fn claim(&self, id: ObjectId) -> bool {
-        let shard = usize::from(id.as_slice()[0]) % SHARDS;
-        self.0[shard]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id)
+        self.shard(&id).insert(id)
     }
 
     fn contains(&self, id: &ObjectId) -> bool {
-        let shard = usize::from(id.as_slice()[0]) % SHARDS;
-        self.0[shard]
+        self.shard(id).contains(id)
+    }
+
+    fn shard(&self, id: &ObjectId) -> std::sync::MutexGuard<'_, gix::hashtable::HashSet<ObjectId>> {
+        self.0[usize::from(id.as_slice()[0]) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
     }
 }
 
