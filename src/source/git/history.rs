@@ -224,36 +224,49 @@ fn scan(repo: gix::Repository, commits: &[Commit], prefix: &str, all: bool, sink
         claimed: &claimed,
         found: Mutex::new(Vec::new()),
     };
-    // The traversal reads the packs through their own mappings, handing pages back as it
-    // goes: the repository's own mappings (the trees' pages) are let go first.
-    let git_dir = shared.git_dir().to_path_buf();
-    drop(shared);
-    scan_packed(&packs, first_chains, &wanted, sink);
-    drop(packs);
-    let Ok(shared) = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated())
-    else {
-        let unread = wanted
-            .first
-            .keys()
-            .filter(|id| !claimed.contains(id))
-            .count();
-        if unread > 0 {
-            diag.warn_at(
-                &git_dir.display().to_string(),
-                format!("repository could not be opened again: {unread} blobs not read"),
-            );
+    let reopened = std::thread::scope(|s| {
+        // Path names are looked at while the blobs are read (here when no thread can be
+        // started for them).
+        let naming = std::thread::Builder::new()
+            .name("trawl-names".into())
+            .spawn_scoped(s, || names(commits, &intros, prefix, sink));
+        if naming.is_err() {
+            names(commits, &intros, prefix, sink);
         }
+        // The traversal reads the packs through their own mappings, handing pages back as
+        // it goes: the repository's own mappings (the trees' pages) are let go first.
+        let git_dir = shared.git_dir().to_path_buf();
+        drop(shared);
+        scan_packed(&packs, first_chains, &wanted, sink);
+        drop(packs);
+        let opened = gix::ThreadSafeRepository::open_opts(&git_dir, gix::open::Options::isolated());
+        let Ok(shared) = opened else {
+            let unread = wanted
+                .first
+                .keys()
+                .filter(|id| !claimed.contains(id))
+                .count();
+            if unread > 0 {
+                diag.warn_at(
+                    &git_dir.display().to_string(),
+                    format!("repository could not be opened again: {unread} blobs not read"),
+                );
+            }
+            return None;
+        };
+        scan_loose(&shared, &wanted, sink);
+        let found: IdMap<Found> = wanted
+            .found
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_iter()
+            .collect();
+        attribute(commits, &intros, &found, prefix, sink);
+        Some(shared)
+    });
+    let Some(shared) = reopened else {
         return;
     };
-    scan_loose(&shared, &wanted, sink);
-    let found: IdMap<Found> = wanted
-        .found
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-        .into_iter()
-        .collect();
-    attribute(commits, &intros, &found, prefix, sink);
-    names(commits, &intros, prefix, sink);
     submodules.sort_unstable();
     submodules.dedup();
     for path in submodules {
