@@ -91,7 +91,13 @@ impl Pack {
         // 0: not yet known (a ref delta on a later base), 1: a blob chain, 2: another kind.
         let mut kind = vec![0u8; order.len()];
         let end = self.data.pack_end() as u64;
+        // The headers are read through the mapping: its pages are handed back as the pass
+        // goes, or the whole pack would stay resident while the trees are compared.
+        let read = AtomicU64::new(0);
+        let mut last = 0;
         for (k, &(offset, _)) in order.iter().enumerate() {
+            release_pages(&self.map, &read, offset - last);
+            last = offset;
             let head = self.data.entry_slice(offset..(offset + 64).min(end))?;
             let entry = pack::data::Entry::from_bytes(head, offset, hash).ok()?;
             kind[k] = match entry.header {
@@ -117,6 +123,7 @@ impl Pack {
             .map(|(_, (&(_, i), _))| i)
             .collect();
         drop((order, kind));
+        hand_back(&self.map);
         let offset = |i: &u32| index.pack_offset_at_index(*i);
         let lookup = |id: &gix::hash::oid| Ok(self.offset_of(id));
         pack::cache::delta::Tree::from_offsets_in_pack(
@@ -191,10 +198,15 @@ const RELEASE_EVERY: u64 = 32 << 20;
 fn release_pages(map: &memmap2::Mmap, decoded: &AtomicU64, n: u64) {
     let before = decoded.fetch_add(n, Ordering::Relaxed);
     if before / RELEASE_EVERY != (before + n) / RELEASE_EVERY {
-        // SAFETY: the mapping is read-only and backed by a file that is not written: after
-        // MADV_DONTNEED, reads fault the same bytes back in from the file.
-        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        hand_back(map);
     }
+}
+
+/// Drops all of the pack's pages from this process.
+fn hand_back(map: &memmap2::Mmap) {
+    // SAFETY: the mapping is read-only and backed by a file that is not written: after
+    // MADV_DONTNEED, reads fault the same bytes back in from the file.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
 #[cfg(test)]
