@@ -158,13 +158,16 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     )?;
     let n = scanned.findings.len();
     if args.git.staged && n > 0 && !args.scan.quiet {
-        ui.notice(&format!(
-            "trawl: this commit would add {}, listed above with file and line.\n\
-             trawl: remove them (and rotate any real credential), then stage the files again.\n\
-             trawl: a false positive? add `trawl:allow` in a comment on that line, or accept the\n\
-             trawl: finding by its fingerprint: `trawl baseline create` and `--baseline FILE`.",
-            super::super::report::plural(n, "secret", "secrets")
-        ));
+        let secrets = super::super::report::plural(n, "secret", "secrets");
+        // Our own words: no redactor is loaded for them.
+        for line in [
+            &format!("trawl: this commit would add {secrets}, listed above with file and line."),
+            "trawl: remove them (and rotate any real credential), then stage the files again.",
+            "trawl: a false positive? add `trawl:allow` in a comment on that line, or accept the",
+            "trawl: finding by its fingerprint: `trawl baseline create` and `--baseline FILE`.",
+        ] {
+            ui.summary(line);
+        }
     }
     Ok(code)
 }

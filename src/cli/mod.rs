@@ -26,8 +26,9 @@ pub trait Ui: Send + Sync {
     fn warning(&self, warning: &Warning);
     /// A line of information: guidance after a refused commit, where a report went.
     fn notice(&self, text: &str);
-    /// The summary line: trawl's own words and numbers only, nothing from the scanned input
-    /// (so it needs no redaction, and a clean pre-commit run never loads a redactor).
+    /// A line of trawl's own words and numbers only (the summary, the advice after a refused
+    /// commit), nothing from the scanned input: it needs no redaction, so a pre-commit run
+    /// never loads a redactor.
     fn summary(&self, text: &str) {
         self.notice(text);
     }

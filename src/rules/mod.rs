@@ -298,7 +298,10 @@ pub struct Rule {
     /// every regex up front cost 80 ms of start-up, most of a pre-commit run.
     pattern: String,
     compiled: OnceLock<Option<Compiled>>,
-    pub(crate) allow_regexes: Vec<meta::Regex>,
+    /// The allowlist's macro-expanded regexes, compiled on first use like `pattern` (those of
+    /// a rule file are compiled at load, to report errors there).
+    allow_patterns: Vec<String>,
+    allow_regexes: OnceLock<Vec<meta::Regex>>,
     pub(crate) stopwords: Vec<Vec<u8>>,
     pub(crate) window_after: usize,
     /// Reported by a decoder (an unsafe pickle import), never matched by a regex.
@@ -384,7 +387,8 @@ impl Rule {
             origin: "built-in decoder".to_string(),
             pattern: String::new(),
             compiled: OnceLock::new(),
-            allow_regexes: Vec::new(),
+            allow_patterns: Vec::new(),
+            allow_regexes: OnceLock::new(),
             stopwords: Vec::new(),
             window_after: 0,
             synthetic: true,
@@ -403,7 +407,16 @@ impl Rule {
 
     /// Whether a candidate secret is dropped by this rule's allowlist.
     pub(crate) fn allowlisted(&self, secret: &[u8]) -> bool {
-        self.allow_regexes.iter().any(|re| re.is_match(secret))
+        self.allow_regexes
+            .get_or_init(|| {
+                // Built-in patterns are known to compile (a test builds them all).
+                self.allow_patterns
+                    .iter()
+                    .filter_map(|p| build_regex(p).ok())
+                    .collect()
+            })
+            .iter()
+            .any(|re| re.is_match(secret))
             || self
                 .stopwords
                 .iter()
@@ -622,12 +635,20 @@ impl Rule {
         }
         let pattern = macros::expand(&spec.regex);
         check_syntax(&pattern, source).map_err(|r| fail(format!("bad regex: {r}")))?;
-        let mut allow_regexes = Vec::new();
+        let mut allow_patterns = Vec::new();
+        let allow_regexes = OnceLock::new();
+        let mut built = Vec::new();
         for (i, r) in spec.allowlist.regexes.iter().enumerate() {
             let bad = |reason: String| fail(format!("bad allowlist regex {}: {reason}", i + 1));
             let expanded = macros::expand(r);
             check_syntax(&expanded, source).map_err(bad)?;
-            allow_regexes.push(build_regex(&expanded).map_err(|e| bad(format!("{e:#}")))?);
+            if source != RuleSource::BuiltIn {
+                built.push(build_regex(&expanded).map_err(|e| bad(format!("{e:#}")))?);
+            }
+            allow_patterns.push(expanded);
+        }
+        if source != RuleSource::BuiltIn {
+            let _ = allow_regexes.set(built);
         }
         let stopwords = spec
             .allowlist
@@ -649,6 +670,7 @@ impl Rule {
             origin: origin.to_string(),
             pattern,
             compiled: OnceLock::new(),
+            allow_patterns,
             allow_regexes,
             stopwords,
             window_after,
@@ -691,6 +713,8 @@ fn decoder_rules() -> Vec<Rule> {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// The rules' ids, for [`RuleSet::add`]'s uniqueness check.
+    taken: HashSet<String>,
 }
 
 impl RuleSet {
@@ -744,10 +768,12 @@ impl RuleSet {
     ) -> Result<(), RuleFileError> {
         let file: RuleFile = toml::from_str(text)
             .map_err(|e| diagnostics::toml_error(&e, text, origin, RuleFileFormat::Trawl))?;
-        let lines = diagnostics::rule_lines(text, file.rules.len());
-        for (spec, line) in file.rules.into_iter().zip(lines) {
-            let rule = Rule::compile_from(spec, origin, source)
-                .map_err(|error| RuleFileError::Rule { line, error })?;
+        let count = file.rules.len();
+        for (i, spec) in file.rules.into_iter().enumerate() {
+            let rule = Rule::compile_from(spec, origin, source).map_err(|error| {
+                let line = diagnostics::rule_lines(text, count)[i];
+                RuleFileError::Rule { line, error }
+            })?;
             self.add(rule)?;
         }
         Ok(())
@@ -755,7 +781,7 @@ impl RuleSet {
 
     /// Adds a compiled rule; ids must be unique.
     pub fn add(&mut self, rule: Rule) -> Result<(), RuleFileError> {
-        if self.rules.iter().any(|r| r.spec.id == rule.spec.id) {
+        if !self.taken.insert(rule.spec.id.clone()) {
             return Err(RuleFileError::DuplicateId {
                 origin: rule.origin,
                 rule: rule.spec.id,
@@ -768,6 +794,7 @@ impl RuleSet {
     /// Keeps only the rules `keep` accepts.
     pub fn retain(&mut self, keep: impl FnMut(&Rule) -> bool) {
         self.rules.retain(keep);
+        self.taken = self.rules.iter().map(|r| r.spec.id.clone()).collect();
     }
 
     /// The rules in order.
