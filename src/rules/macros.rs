@@ -9,14 +9,15 @@
 /// declaration `: T` or Go's `name T`, an XML `>`), an XML attribute pair (`key="K" value=`), a
 /// Terraform variable's `{ default =`, or a weak separator (a flag's space, a call's `(`, an
 /// argument list's `,`); then an optional `Bearer`/`Token`/`Basic` scheme, and an optional
-/// opening quote with a string prefix. For rules whose value has a distinctive shape (exact
-/// length, alphabet).
+/// opening quote with a string prefix. An operator of the `=` family keeps its value on its
+/// line (an empty `K=` does not take the next line as its value). For rules whose value has a
+/// distinctive shape (exact length, alphabet).
 pub const ASSIGN: &str = concat!(
     r#"(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:"#,
     r#"(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4}|[ \t]{1,4}[A-Za-z_*\[][\w.\[\]*]{0,30}[ \t]{1,4})?"#,
-    r#"(?:=|:=|::=|:::=|\?=|\+=|\.=|=>|\|\|=|\?\?=|==)"#,
-    r#"|[ \t]{1,4}(?i:value)=|\{[ \t\r\n]{0,12}(?i:default|value)[ \t]{0,4}="#,
-    r#"|:|[ \t]|,|>|\()[ \t\r\n]{0,6}"#,
+    r#"(?:=|:=|::=|:::=|\?=|\+=|\.=|=>|\|\|=|\?\?=|==)[ \t]{0,6}"#,
+    r#"|[ \t]{1,4}(?i:value)=[ \t]{0,6}|\{[ \t\r\n]{0,12}(?i:default|value)[ \t]{0,4}=[ \t]{0,6}"#,
+    r#"|(?::|[ \t]|,|>|\()[ \t\r\n]{0,6})"#,
     r#"(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?)"#,
 );
 
@@ -26,9 +27,9 @@ pub const ASSIGN: &str = concat!(
 pub const ASSIGN_STRICT: &str = concat!(
     r#"(?:[\x60"'\])]{0,2}[ \t]{0,4}(?:"#,
     r#"(?:(?::[ \t]{0,4}[A-Za-z_][\w.<>\[\]|?]{0,30}[ \t]{0,4}|[ \t]{1,4}[A-Za-z_*\[][\w.\[\]*]{0,30}[ \t]{1,4})?"#,
-    r#"(?:=|:=|::=|:::=|\?=|\+=|\.=|=>|\|\|=|\?\?=|==)"#,
-    r#"|[ \t]{1,4}(?i:value)=|\{[ \t\r\n]{0,12}(?i:default|value)[ \t]{0,4}=|:|>)"#,
-    r#"[ \t\r\n]{0,6}(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?"#,
+    r#"(?:=|:=|::=|:::=|\?=|\+=|\.=|=>|\|\|=|\?\?=|==)[ \t]{0,6}"#,
+    r#"|[ \t]{1,4}(?i:value)=[ \t]{0,6}|\{[ \t\r\n]{0,12}(?i:default|value)[ \t]{0,4}=[ \t]{0,6}"#,
+    r#"|(?::|>)[ \t\r\n]{0,6})(?:[\x60"']?(?i:bearer|token|basic)[ \t]+)?(?:[@rbuf]?[\x60"'])?"#,
     r#"|(?:,|\(|[ \t])[ \t\r\n]{0,6}[@rbuf]?[\x60"']))"#,
 );
 
@@ -190,6 +191,29 @@ mod tests {
             }
         }
         assert!(missed.is_empty(), "{}", missed.join("\n"));
+    }
+
+    #[test]
+    fn an_empty_assignment_does_not_take_the_next_line() {
+        for macro_ in ["{{assign}}", "{{assign_strict}}"] {
+            let pat = expand(&format!(
+                r"(?i:api[_.-]?key){macro_}(?P<secret>[A-Za-z0-9_=]{{16,40}}){{{{end}}}}"
+            ));
+            let re = Regex::builder()
+                .syntax(syntax::Config::new().unicode(false).utf8(false))
+                .build(&pat)
+                .unwrap();
+            assert!(
+                !re.is_match(b"API_KEY=\nSERVICE_USER=etl_loader7\n"),
+                "{macro_}"
+            );
+            assert!(
+                !re.is_match(b"api_key = \n  Zq3xW9pLm2Rt7YvB\n"),
+                "{macro_}"
+            );
+            // YAML may put a value on the next line.
+            assert!(re.is_match(b"api_key:\n  'Zq3xW9pLm2Rt7YvB'\n"), "{macro_}");
+        }
     }
 
     #[test]
