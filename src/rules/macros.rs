@@ -50,12 +50,16 @@ mod tests {
     use regex_automata::meta::Regex;
     use regex_automata::util::syntax;
 
-    fn re() -> Regex {
-        let pat = expand(r"(?i:api[_-]?key){{assign}}(?P<secret>[A-Za-z0-9]{16}){{end}}");
+    /// `pattern` with its macros expanded, compiled in byte mode as rules are.
+    fn compile(pattern: &str) -> Regex {
         Regex::builder()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build(&pat)
+            .build(&expand(pattern))
             .unwrap()
+    }
+
+    fn re() -> Regex {
+        compile(r"(?i:api[_-]?key){{assign}}(?P<secret>[A-Za-z0-9]{16}){{end}}")
     }
 
     #[test]
@@ -92,11 +96,7 @@ mod tests {
 
     #[test]
     fn strict_weak_separators_need_a_quoted_value() {
-        let pat = expand(r"(?i:api[_-]?key){{assign_strict}}(?P<secret>[A-Za-z0-9]{16}){{end}}");
-        let re = Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build(&pat)
-            .unwrap();
+        let re = compile(r"(?i:api[_-]?key){{assign_strict}}(?P<secret>[A-Za-z0-9]{16}){{end}}");
         assert!(re.is_match(b"api_key = Zq3xW9pLm2Rt7YvB"));
         assert!(!re.is_match(b"check(api_key, Zq3xW9pLm2Rt7YvB)"));
         assert!(!re.is_match(b"api_key Zq3xW9pLm2Rt7YvB"));
@@ -172,13 +172,9 @@ mod tests {
             } else {
                 "{{assign}}"
             };
-            let pat = expand(&format!(
+            let re = compile(&format!(
                 r"(?i:api[_.-]?key){macro_}(?P<secret>[A-Za-z0-9]{{16}}){{{{end}}}}"
             ));
-            let re = Regex::builder()
-                .syntax(syntax::Config::new().unicode(false).utf8(false))
-                .build(&pat)
-                .unwrap();
             for c in &cases {
                 // `ENV K v` is the one notation whose value is bare after a space, which the
                 // strict form refuses by design.
@@ -196,13 +192,9 @@ mod tests {
     #[test]
     fn an_empty_assignment_does_not_take_the_next_line() {
         for macro_ in ["{{assign}}", "{{assign_strict}}"] {
-            let pat = expand(&format!(
+            let re = compile(&format!(
                 r"(?i:api[_.-]?key){macro_}(?P<secret>[A-Za-z0-9_=]{{16,40}}){{{{end}}}}"
             ));
-            let re = Regex::builder()
-                .syntax(syntax::Config::new().unicode(false).utf8(false))
-                .build(&pat)
-                .unwrap();
             assert!(
                 !re.is_match(b"API_KEY=\nSERVICE_USER=etl_loader7\n"),
                 "{macro_}"
