@@ -322,7 +322,8 @@ fn convert_rule(
             return None;
         }
     }
-    let hir = match syntax::parse_with(&translated.pattern, &crate::rules::syntax_config()) {
+    let hir = match syntax::parse_with(&translated.pattern, &crate::rules::limits::syntax_config())
+    {
         Ok(hir) => hir,
         Err(e) => {
             warnings.push(at.warn(
@@ -446,10 +447,13 @@ fn first_group_is_exact(t: &Translated, static_captures: Option<usize>) -> bool 
     let Some(span) = &t.secret_span else {
         return false;
     };
-    let non_empty = syntax::parse_with(&t.pattern[span.clone()], &crate::rules::syntax_config())
-        .ok()
-        .and_then(|g| g.properties().minimum_len())
-        .is_some_and(|n| n > 0);
+    let non_empty = syntax::parse_with(
+        &t.pattern[span.clone()],
+        &crate::rules::limits::syntax_config(),
+    )
+    .ok()
+    .and_then(|g| g.properties().minimum_len())
+    .is_some_and(|n| n > 0);
     non_empty && (t.groups == 1 || static_captures == Some(t.groups))
 }
 
