@@ -7,9 +7,39 @@ use trawl::rules::{check_rules, BUILTIN_RULE_FILES};
 use crate::util::{scanner, stdout, trawl, Tree};
 
 #[test]
-fn has_at_least_120_rules() {
+fn has_at_least_450_rules() {
     let s = scanner();
-    assert!(s.rules().len() >= 120, "only {} rules", s.rules().len());
+    let regex_rules = s
+        .rules()
+        .rules()
+        .iter()
+        .filter(|r| !r.is_synthetic())
+        .count();
+    assert!(regex_rules >= 450, "only {regex_rules} regex rules");
+}
+
+#[test]
+fn the_provider_table_lists_every_rule() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/README.md"))
+        .expect("rules/README.md");
+    let table: BTreeSet<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .flat_map(|l| l.split('`').skip(1).step_by(2))
+        .collect();
+    let s = scanner();
+    let missing: Vec<&str> = s
+        .rules()
+        .rules()
+        .iter()
+        .filter(|r| !r.is_synthetic())
+        .map(|r| r.spec.id.as_str())
+        .filter(|id| !table.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules missing from the provider table of rules/README.md (run scripts/provider-table): {missing:?}"
+    );
 }
 
 #[test]

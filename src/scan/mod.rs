@@ -60,11 +60,13 @@ impl Work {
 pub struct Scanner {
     rules: RuleSet,
     keywords: AhoCorasick,
-    /// For each keyword pattern, the rules to run when it is reported: its own, and those of
-    /// every keyword that a report of it can hide (see [`keyword_closure`]).
+    /// The keyword patterns, lower-cased (the automaton matches them ASCII case-insensitively).
+    patterns: Vec<String>,
+    /// For each keyword pattern, the rules to run where it occurs.
     keyword_rules: Vec<Vec<usize>>,
-    /// Extra bytes after a hit for keywords reached through the closure.
-    keyword_pad: usize,
+    /// For each keyword pattern, the occurrences of other keywords that a report of it can
+    /// hide (see [`hidden_keywords`]).
+    hidden: Vec<Vec<Hidden>>,
     /// Rules without keywords: they run on whole inputs.
     unkeyworded: Vec<usize>,
     generic: Vec<bool>,
@@ -84,23 +86,23 @@ impl Scanner {
                 unkeyworded.push(i);
             }
             for k in &rule.spec.keywords {
-                match patterns.iter().position(|p| p == k) {
+                let k = k.to_ascii_lowercase();
+                match patterns.iter().position(|p| *p == k) {
                     Some(p) => {
                         if !keyword_rules[p].contains(&i) {
                             keyword_rules[p].push(i);
                         }
                     }
                     None => {
-                        patterns.push(k.clone());
+                        patterns.push(k);
                         keyword_rules.push(vec![i]);
                     }
                 }
             }
         }
-        let keyword_rules = keyword_closure(&patterns, &keyword_rules);
-        let keyword_pad = patterns.iter().map(String::len).max().unwrap_or(0);
+        let hidden = hidden_keywords(&patterns);
         // Leftmost-longest, non-overlapping: much faster than reporting every overlapping
-        // occurrence; the closure above restores the occurrences a report hides.
+        // occurrence; `hidden` restores the occurrences a report hides.
         let keywords = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
@@ -111,8 +113,9 @@ impl Scanner {
         Ok(Scanner {
             rules,
             keywords,
+            patterns,
             keyword_rules,
-            keyword_pad,
+            hidden,
             unkeyworded,
             generic,
         })
@@ -213,49 +216,95 @@ impl Worker<'_> {
             self.touched.push(r);
         }
         for hit in scanner.keywords.find_iter(hay) {
-            for &r in &scanner.keyword_rules[hit.pattern().as_usize()] {
-                let ws = hit.start().saturating_sub(WINDOW_BEFORE);
-                let we = (hit.end() + scanner.keyword_pad)
-                    .saturating_add(scanner.rule(r).window_after)
-                    .min(hay.len());
-                let list = &mut self.windows[r];
-                match list.last_mut() {
-                    Some(last) if ws <= last.1 + WINDOW_MERGE_GAP => {
-                        last.0 = last.0.min(ws);
-                        last.1 = last.1.max(we);
-                    }
-                    Some(_) => list.push((ws, we)),
-                    None => {
-                        list.push((ws, we));
-                        self.touched.push(r);
-                    }
+            let (start, p) = (hit.start(), hit.pattern().as_usize());
+            self.add_windows(p, start, hit.end(), hay.len());
+            for h in &scanner.hidden[p] {
+                let k = &scanner.patterns[h.pattern];
+                let at = start + h.offset;
+                let occurs = !h.verify
+                    || hay
+                        .get(at..at + k.len())
+                        .is_some_and(|b| b.eq_ignore_ascii_case(k.as_bytes()));
+                if occurs {
+                    self.add_windows(h.pattern, at, at + k.len(), hay.len());
+                }
+            }
+        }
+    }
+
+    /// Adds the windows around an occurrence of keyword pattern `p` at `start..end` to the
+    /// lists of its rules.
+    fn add_windows(&mut self, p: usize, start: usize, end: usize, len: usize) {
+        let scanner = self.scanner;
+        for &r in &scanner.keyword_rules[p] {
+            let ws = start.saturating_sub(WINDOW_BEFORE);
+            let we = end.saturating_add(scanner.rule(r).window_after).min(len);
+            let list = &mut self.windows[r];
+            match list.last_mut() {
+                Some(last) if ws <= last.1 + WINDOW_MERGE_GAP => {
+                    last.0 = last.0.min(ws);
+                    last.1 = last.1.max(we);
+                }
+                Some(_) => list.push((ws, we)),
+                None => {
+                    list.push((ws, we));
+                    self.touched.push(r);
                 }
             }
         }
     }
 }
 
+/// An occurrence of another keyword that a report of a keyword can hide.
+#[derive(Debug)]
+struct Hidden {
+    /// The other keyword's pattern.
+    pattern: usize,
+    /// Where it would start, from the start of the reported keyword.
+    offset: usize,
+    /// Whether the input must be checked: an occurrence inside the reported keyword is
+    /// certain; one that runs past its end is not.
+    verify: bool,
+}
+
 /// Keyword occurrences a leftmost-longest report of `k` can hide: keywords inside `k`, and
 /// keywords that start inside `k` and run past its end (a proper suffix of `k` is a proper
-/// prefix of theirs). A report of `k` therefore stands for all of them, and runs their rules.
-fn keyword_closure(patterns: &[String], rules: &[Vec<usize>]) -> Vec<Vec<usize>> {
+/// prefix of theirs). Any other occurrence starts at or after the report's end, where the
+/// search resumes, so checking these restores every occurrence. Patterns are lower-cased.
+fn hidden_keywords(patterns: &[String]) -> Vec<Vec<Hidden>> {
     patterns
         .iter()
-        .map(|k| {
-            let mut out: Vec<usize> = Vec::new();
+        .enumerate()
+        .map(|(i, k)| {
+            let mut out = Vec::new();
             for (j, other) in patterns.iter().enumerate() {
-                let inside = k.contains(other.as_str());
-                let overlaps = (1..k.len().min(other.len())).any(|n| {
-                    k.is_char_boundary(k.len() - n)
+                if i == j {
+                    continue;
+                }
+                // Every occurrence, overlapping ones too (`aa` in `aaa`).
+                let inside = (0..=k.len().saturating_sub(other.len()))
+                    .filter(|&o| k.is_char_boundary(o) && k[o..].starts_with(other.as_str()));
+                for offset in inside {
+                    out.push(Hidden {
+                        pattern: j,
+                        offset,
+                        verify: false,
+                    });
+                }
+                for n in 1..k.len().min(other.len()) {
+                    let offset = k.len() - n;
+                    if k.is_char_boundary(offset)
                         && other.is_char_boundary(n)
-                        && k[k.len() - n..] == other[..n]
-                });
-                if inside || overlaps {
-                    out.extend(&rules[j]);
+                        && k[offset..] == other[..n]
+                    {
+                        out.push(Hidden {
+                            pattern: j,
+                            offset,
+                            verify: true,
+                        });
+                    }
                 }
             }
-            out.sort_unstable();
-            out.dedup();
             out
         })
         .collect()
@@ -420,4 +469,63 @@ fn resolve_overlaps(generic: &[bool], matches: &mut Vec<Match>, mut claims: Vec<
         !overlapped[i - 1]
     });
     matches.dedup_by(|later, earlier| later.secret_span == earlier.secret_span);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scanner over rules `a` (keyword `ab`), `b` (keyword `bcd`) and `c` (keyword `abx`),
+    /// each finding its keyword followed by `=` and 12 characters.
+    fn overlapping() -> Scanner {
+        let mut rules = RuleSet::default();
+        let rule = |id: &str, kw: &str| {
+            format!(
+                "[[rules]]\nid = \"{id}\"\nname = \"{id}\"\ncategory = \"generic\"\n\
+                 severity = \"low\"\nregex = '''(?i:{kw})=(?P<secret>[A-Za-z0-9]{{12}})'''\n\
+                 keywords = [\"{kw}\"]\n"
+            )
+        };
+        let text = [rule("t.a", "ab"), rule("t.b", "bcd"), rule("t.c", "abx")].concat();
+        rules.add_toml(&text, "test").expect("rules");
+        Scanner::new(rules).expect("scanner")
+    }
+
+    fn found(s: &Scanner, hay: &[u8]) -> Vec<String> {
+        let mut w = s.worker();
+        w.scan(hay)
+            .iter()
+            .map(|m| s.rule(m.rule).spec.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_keyword_hidden_by_a_longer_or_overlapping_report_still_runs_its_rules() {
+        let s = overlapping();
+        // `ABCD=`: the report is `ab` (leftmost), which hides `bcd` running past its end.
+        assert_eq!(found(&s, b"xx ABCD=q8Rf3LmZ2wPk yy"), ["t.b"]);
+        // `abx` is reported (longest); `ab` inside it is certain.
+        assert_eq!(
+            found(&s, b"abx=q8Rf3LmZ2wPk and ab=Zt5Yc1Vn7Hs2"),
+            ["t.c", "t.a"]
+        );
+    }
+
+    #[test]
+    fn a_hidden_keyword_is_checked_against_the_input() {
+        let s = overlapping();
+        let hidden = &s.hidden[s.patterns.iter().position(|p| p == "ab").expect("ab")];
+        let bcd = s.patterns.iter().position(|p| p == "bcd").expect("bcd");
+        let abx = s.patterns.iter().position(|p| p == "abx").expect("abx");
+        assert!(hidden
+            .iter()
+            .any(|h| h.pattern == bcd && h.offset == 1 && h.verify));
+        // `abx` starts where `ab` does: a report of `ab` means `abx` was not there.
+        assert!(!hidden.iter().any(|h| h.pattern == abx));
+        // `ab` followed by `ce`: `bcd` does not occur, its rule gets no window.
+        let mut w = s.worker();
+        w.collect_windows(b"ab=q8Rf3LmZ2wPk bce");
+        let b = s.rules().index_of("t.b").expect("t.b");
+        assert!(w.windows[b].is_empty());
+    }
 }
