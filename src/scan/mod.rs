@@ -9,6 +9,7 @@
 
 pub mod filters;
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -77,6 +78,7 @@ impl Scanner {
     pub fn new(rules: RuleSet) -> Result<Scanner> {
         let mut patterns: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         let mut unkeyworded = Vec::new();
         for (i, rule) in rules.rules().iter().enumerate() {
             if rule.is_synthetic() {
@@ -87,13 +89,14 @@ impl Scanner {
             }
             for k in &rule.spec.keywords {
                 let k = k.to_ascii_lowercase();
-                match patterns.iter().position(|p| *p == k) {
-                    Some(p) => {
+                match index.get(&k) {
+                    Some(&p) => {
                         if !keyword_rules[p].contains(&i) {
                             keyword_rules[p].push(i);
                         }
                     }
                     None => {
+                        index.insert(k.clone(), patterns.len());
                         patterns.push(k);
                         keyword_rules.push(vec![i]);
                     }
@@ -272,31 +275,36 @@ struct Hidden {
 /// prefix of theirs). Any other occurrence starts at or after the report's end, where the
 /// search resumes, so checking these restores every occurrence. Patterns are lower-cased.
 fn hidden_keywords(patterns: &[String]) -> Vec<Vec<Hidden>> {
+    // Keywords by their first byte: an occurrence inside `k` or running past its end starts
+    // with the byte of `k` at its offset.
+    let mut by_first: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    for (j, other) in patterns.iter().enumerate() {
+        if let Some(&b) = other.as_bytes().first() {
+            by_first[usize::from(b)].push(j);
+        }
+    }
     patterns
         .iter()
         .enumerate()
         .map(|(i, k)| {
+            let k = k.as_bytes();
             let mut out = Vec::new();
-            for (j, other) in patterns.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                // Every occurrence, overlapping ones too (`aa` in `aaa`).
-                let inside = (0..=k.len().saturating_sub(other.len()))
-                    .filter(|&o| k.is_char_boundary(o) && k[o..].starts_with(other.as_str()));
-                for offset in inside {
-                    out.push(Hidden {
-                        pattern: j,
-                        offset,
-                        verify: false,
-                    });
-                }
-                for n in 1..k.len().min(other.len()) {
-                    let offset = k.len() - n;
-                    if k.is_char_boundary(offset)
-                        && other.is_char_boundary(n)
-                        && k[offset..] == other[..n]
-                    {
+            for offset in 0..k.len() {
+                let rest = &k[offset..];
+                for &j in &by_first[usize::from(rest[0])] {
+                    let other = patterns[j].as_bytes();
+                    if j == i || (offset == 0 && other.len() >= k.len()) {
+                        // Itself, or one that starts where `k` does and is no shorter: a
+                        // leftmost-longest report of `k` means it was not there.
+                        continue;
+                    }
+                    if rest.starts_with(other) {
+                        out.push(Hidden {
+                            pattern: j,
+                            offset,
+                            verify: false,
+                        });
+                    } else if other.starts_with(rest) {
                         out.push(Hidden {
                             pattern: j,
                             offset,
