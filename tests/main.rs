@@ -6,6 +6,7 @@ mod artifacts;
 mod cli;
 mod content;
 mod engine;
+mod example_keys;
 mod gate;
 mod git;
 mod golden;

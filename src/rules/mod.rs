@@ -7,6 +7,7 @@
 mod builtin;
 mod check;
 mod diagnostics;
+mod example_keys;
 mod gitleaks;
 mod limits;
 mod macros;
@@ -14,6 +15,7 @@ mod macros;
 pub use builtin::BUILTIN_RULE_FILES;
 pub use check::{check_rules, RuleCheckFailure};
 pub use diagnostics::{RuleError, RuleFileError, RuleFileFormat, RuleFileWarning, RuleWarningKind};
+pub use example_keys::is_documented_example;
 pub use gitleaks::{is_gitleaks_config, parse_gitleaks};
 pub use limits::compile_regex;
 use limits::{build_regex, check_syntax, RuleSource};

@@ -18,7 +18,7 @@ use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
-use crate::rules::{Compiled, Rule, RuleSet, WINDOW_BEFORE};
+use crate::rules::{self, Compiled, Rule, RuleSet, WINDOW_BEFORE};
 
 /// Windows of one rule closer than this are searched as one.
 const WINDOW_MERGE_GAP: usize = 64;
@@ -407,7 +407,17 @@ fn confirm_secret(
             return Verdict::Invalid;
         }
     }
-    if filters::is_placeholder(secret) || rule.allowlisted(secret) {
+    if filters::is_placeholder(secret)
+        || rules::is_documented_example(secret)
+        || rule.allowlisted(secret)
+    {
+        return Verdict::Dropped;
+    }
+    // Generic rules key on a name, not on a shape: a value that is itself a name (an
+    // identifier, a dependency coordinate) is what the name refers to, not a secret.
+    if rule.is_generic()
+        && (filters::is_identifier(secret) || filters::is_version_coordinate(secret))
+    {
         return Verdict::Dropped;
     }
     // Inside an image embedded as a data: URI? The run is remembered so that a long one is
