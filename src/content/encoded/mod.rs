@@ -8,9 +8,11 @@
 //! it and the chain of encodings (`base64`, `base64+hex`). Binary decodings (images, DER key
 //! bodies, digests, random identifiers) are dropped, and so are runs inside `data:` URIs.
 //! Against the raw matches of the same bytes: a decoded match of a secret the raw scan saw as
-//! it is goes; one of the same rule replaces the raw match (the decoded value is the secret);
-//! a generic one goes when another rule matched there; a specific one replaces a generic raw
-//! match and stands beside a specific raw match of another secret (a JWT carrying a key). The work is linear in the text: every level
+//! it is goes, and so does one whose encoded bytes hold all of a specific raw match (the same
+//! secret, encoded), or whose rule is the raw match's specific rule; a generic raw match
+//! gives way to a hit of its own rule (the decoded value is the secret) and to a specific
+//! hit; a generic hit goes when another rule matched there; a specific one stands beside a
+//! specific raw match of more than it (a JWT carrying a key). The work is linear in the text: every level
 //! decodes at most the text's length plus [`DECODED_SLACK`] bytes in all, [`MAX_LEVELS`] levels,
 //! [`MAX_TRIES`] runs tried per level, [`CONTEXT`] bytes of line kept on each side.
 //! [`place`] places raw matches and hits together; a hit's snippet is the encoded text.
@@ -272,12 +274,24 @@ fn resolve(worker: &Worker<'_>, hay: &[u8], raw: &mut Vec<Match>, mut hits: Vec<
             if hay.get(m.secret_span.clone()) == Some(&h.secret[..]) {
                 return false;
             }
-            // The same rule on the encoded value (a Kubernetes `password:` in base64): the
-            // decoded value is the secret. A generic hit adds nothing to another rule's match
-            // (basic credentials stay reported as the header's base64); a specific one replaces
-            // a generic match and stands beside a specific match of another secret (a JWT
-            // carrying a key).
-            if m.rule == h.rule || generic(m.rule) && !generic(h.rule) {
+            // A specific raw match of the whole encoded secret (a kubeconfig's base64
+            // `client-key-data`, whose decoding is the PEM key) already reports it; the
+            // padding is the only part of a run no decoded byte maps to.
+            let whole =
+                h.encoded.start <= m.secret_span.start && m.secret_span.end <= h.encoded.end + 2;
+            if whole && !generic(m.rule) && m.rule != h.rule {
+                return false;
+            }
+            // A generic rule on the encoded value (a Kubernetes `password:` in base64) matched
+            // it by accident: the decoded value is the secret. A specific rule meant the form
+            // it matched (a SAS `sig=` percent-encoded). A generic hit adds nothing to another
+            // rule's match (basic credentials stay reported as the header's base64); a
+            // specific one replaces a generic match and stands beside a specific match of
+            // another secret (a JWT carrying a key).
+            if m.rule == h.rule && !generic(m.rule) {
+                return false;
+            }
+            if generic(m.rule) && (m.rule == h.rule || !generic(h.rule)) {
                 covered.push(j);
             } else if generic(h.rule) {
                 return false;

@@ -326,7 +326,10 @@ fn escape_unit(s: &[u8], out: &mut Vec<u8>) -> usize {
     match s[1] {
         b'u' => match hex4(&s[2..]) {
             Some(hi @ 0xd800..=0xdbff) => {
-                let lo = s.get(6..8).filter(|p| p == b"\\u").and(hex4(&s[8..]));
+                let lo = s
+                    .get(6..8)
+                    .filter(|p| p == b"\\u")
+                    .and_then(|_| hex4(s.get(8..)?));
                 match lo {
                     Some(lo @ 0xdc00..=0xdfff) => {
                         let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
-use super::runs::{candidates, Kind};
+use super::runs::{candidates, decode, Kind};
 use super::*;
 use crate::content::test_rng::XorShift;
 use crate::content::{scan_content, Limits};
@@ -453,6 +453,38 @@ fn runs_are_split_by_kind() {
             (Kind::Escape, b"\\u0041bc"),
         ]
     );
+}
+
+#[test]
+fn random_escapes_and_runs_never_panic() {
+    // Inputs made of the bytes the runs and escapes are made of, cut anywhere.
+    let mut rng = XorShift(1115);
+    let alphabet = b"\\uxUX%=+/-_09afAFdD8 \"'\n.";
+    let mut worker = scanner().worker();
+    for n in 0..3000 {
+        let len = n % 64;
+        let text: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect();
+        let mut raw = worker.scan(&text);
+        let hits = scan(&mut worker, &text, &mut raw);
+        place(&text, &raw, &hits, &mut 0);
+        let (mut out, mut table) = (Vec::new(), Vec::new());
+        for kind in [Kind::Base64, Kind::Hex, Kind::Percent, Kind::Escape] {
+            decode(kind, &text, &mut out, &mut table);
+        }
+    }
+    // A high surrogate at the very end, and one followed by a short escape.
+    let (mut out, mut table) = (Vec::new(), Vec::new());
+    for s in [
+        &b"\\ud83d"[..],
+        b"\\ud83d\\u",
+        b"\\ud83d\\ude0",
+        b"\\ud83d\\ude00",
+    ] {
+        decode(Kind::Escape, s, &mut out, &mut table);
+    }
+    assert_eq!(out, "\u{1f600}".as_bytes());
 }
 
 /// Issue 11: a 10 MB line of base64 of base64 of … is decoded two levels deep, each at most
