@@ -5,6 +5,7 @@ mod util;
 mod artifacts;
 mod cli;
 mod content;
+mod encoded;
 mod engine;
 mod example_keys;
 mod gate;

@@ -8,6 +8,7 @@
 
 #[cfg(feature = "archive")]
 mod archive;
+mod encoded;
 pub mod json;
 pub mod model;
 pub mod notebook;
@@ -375,15 +376,16 @@ impl Context<'_, '_, '_> {
         }
     }
 
-    /// Scans plain text.
+    /// Scans plain text, and the encoded runs in it ([`encoded`]).
     fn scan_text(&mut self, data: &[u8], member: Option<&str>) {
         self.check_keras_config(data, member);
-        let matches = self.worker.scan(data);
-        if matches.is_empty() {
+        let mut matches = self.worker.scan(data);
+        let hits = encoded::scan(self.worker, data, &mut matches);
+        if matches.is_empty() && hits.is_empty() {
             return;
         }
         let work = self.worker.work_mut();
-        let mut placed = place(data, &matches, &mut work.place);
+        let mut placed = encoded::place(data, &matches, &hits, &mut work.place);
         if data.starts_with(b"---\n") || data.starts_with(b"---\r\n") {
             annotate_front_matter(data, &mut placed, &mut work.front_matter);
         }
@@ -500,20 +502,27 @@ impl Context<'_, '_, '_> {
     }
 
     fn scan_notebook(&mut self, raw: &[u8], nb: &notebook::NotebookText, member: Option<&str>) {
-        let matches = self.worker.scan(&nb.text);
-        if matches.is_empty() {
+        let mut matches = self.worker.scan(&nb.text);
+        let hits = encoded::scan(self.worker, &nb.text, &mut matches);
+        if matches.is_empty() && hits.is_empty() {
             return;
         }
         let mut work = 0;
         // Findings come in text order, which is file order: lines are counted on, not again.
         let mut line = Line::first();
-        for mut p in place(&nb.text, &matches, &mut work) {
+        for mut p in encoded::place(&nb.text, &matches, &hits, &mut work) {
             let (Some(start), Some(seg)) = (nb.raw_offset(p.offset), nb.segment(p.offset)) else {
                 continue;
             };
+            // A decoded secret sits at its encoded bytes, which never span lines.
+            let len = if p.extra.decoded.is_some() {
+                p.snippet_secret.len()
+            } else {
+                p.secret.len()
+            };
             let end = nb
-                .raw_offset(p.offset + p.secret.len().saturating_sub(1))
-                .map_or(start + p.secret.len(), |e| e + 1);
+                .raw_offset(p.offset + len.saturating_sub(1))
+                .map_or(start + len, |e| e + 1);
             p.extra.cell = seg.cell;
             p.extra.output = seg.output;
             p.offset = start;

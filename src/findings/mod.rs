@@ -134,6 +134,10 @@ pub struct Extra {
     /// Set when the secret is in a name rather than in content: the offset is then in the
     /// name.
     pub name: Option<NameKind>,
+    /// Set when the secret was found by decoding the text at the location: the chain of
+    /// encodings, outermost first (`base64`, `base64+hex`). The location is the encoded text;
+    /// the secret is the decoded one.
+    pub decoded: Option<String>,
 }
 
 /// Which name a secret was found in.
@@ -166,6 +170,15 @@ const SNIPPET_NEIGHBOURS: usize = 64;
 ///
 /// The bytes looked at to find lines and columns are added to `work`.
 pub fn place(hay: &[u8], matches: &[Match], work: &mut u64) -> Vec<Placed> {
+    place_indexed(hay, matches, work)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// [`place`], each placed match with its index in `matches` (those on allowed lines are left
+/// out, so the indices say which ones remain).
+pub(crate) fn place_indexed(hay: &[u8], matches: &[Match], work: &mut u64) -> Vec<(usize, Placed)> {
     let mut out = Vec::with_capacity(matches.len());
     // Matches come ordered by secret start: lines are counted incrementally, and a line's end,
     // its inline-allow verdict and its UTF-16 columns are worked out once, however many
@@ -198,24 +211,27 @@ pub fn place(hay: &[u8], matches: &[Match], work: &mut u64) -> Vec<Placed> {
             .map(|o| (o.start.max(snip_start) - snip_start)..(o.end.min(snip_end) - snip_start))
             .collect();
         let units_before = line.units_before(hay, s, work);
-        out.push(Placed {
-            rule: m.rule,
-            snippet_others,
-            secret: inner.to_vec(),
-            offset: s,
-            position: Some(Position::at_units(
-                hay,
-                line.number,
-                line_start,
-                units_before,
-                s,
-                e,
-            )),
-            member: None,
-            extra: Extra::default(),
-            snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
-            snippet,
-        });
+        out.push((
+            idx,
+            Placed {
+                rule: m.rule,
+                snippet_others,
+                secret: inner.to_vec(),
+                offset: s,
+                position: Some(Position::at_units(
+                    hay,
+                    line.number,
+                    line_start,
+                    units_before,
+                    s,
+                    e,
+                )),
+                member: None,
+                extra: Extra::default(),
+                snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
+                snippet,
+            },
+        ));
     }
     out
 }

@@ -29,6 +29,10 @@ struct JsonLocation<'a> {
     in_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    /// Set when the secret was found by decoding the text at the location: the encodings,
+    /// outermost first (`base64`, `base64+hex`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decoded: Option<&'a str>,
     snippet: String,
     fingerprint: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +81,7 @@ fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
                 key: l.extra.key.as_deref().map(|k| ctx.text(k)),
                 in_name: l.extra.name.map(|n| n.as_str()),
                 message: l.extra.message.as_deref(),
+                decoded: l.extra.decoded.as_deref(),
                 snippet: ctx.snippet(l),
                 fingerprint: &l.fingerprint,
                 commit: l.provenance.commit().map(|c| c.id.as_str()),

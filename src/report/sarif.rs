@@ -204,6 +204,9 @@ fn result_properties(ctx: &ReportContext, rule: &RuleInfo, f: &Finding, loc: &Lo
     if let Some(n) = loc.extra.name {
         p["inName"] = json!(n.as_str());
     }
+    if let Some(d) = &loc.extra.decoded {
+        p["decoded"] = json!(d);
+    }
     if let Some(c) = loc.provenance.commit() {
         p["commit"] = json!(c.id);
         p["author"] = json!(ctx.text(&c.author));
@@ -245,7 +248,10 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                         Some(n) => {
                             format!("{} found in a {} name: {secret}", rule.name, n.as_str())
                         }
-                        None => format!("{} found: {secret}", rule.name),
+                        None => match &loc.extra.decoded {
+                            Some(d) => format!("{} found (decoded from {d}): {secret}", rule.name),
+                            None => format!("{} found: {secret}", rule.name),
+                        },
                     },
                 },
                 locations: vec![location(ctx, loc)],

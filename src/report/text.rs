@@ -89,6 +89,9 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
             if let Some(m) = &loc.extra.message {
                 facts.push(m.clone());
             }
+            if let Some(d) = &loc.extra.decoded {
+                facts.push(format!("decoded from {d}"));
+            }
             if !facts.is_empty() {
                 writeln!(out, "            {}", plain(&facts.join(", ")))?;
             }

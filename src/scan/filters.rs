@@ -659,7 +659,7 @@ pub fn in_data_uri(hay: &[u8], at: usize, seen: &mut Option<Base64Run>, work: &m
 
 /// Whether a base64 run starting at `start` follows `data:<mime>;base64,`, with a short MIME
 /// type before the marker.
-fn data_uri_marker(hay: &[u8], start: usize, work: &mut u64) -> bool {
+pub(crate) fn data_uri_marker(hay: &[u8], start: usize, work: &mut u64) -> bool {
     const MARKER: &[u8] = b";base64,";
     *work += MARKER.len() as u64;
     if start < MARKER.len() || &hay[start - MARKER.len()..start] != MARKER {

@@ -47,12 +47,15 @@ pub struct Work {
     pub place: u64,
     /// Bytes of model-card front matter read to find the keys findings sit under.
     pub front_matter: u64,
+    /// Bytes the decoding layer ([`crate::content`]'s encoded runs) looked at: encoded runs
+    /// decoded and text written around decodings to scan them in context.
+    pub decoded: u64,
 }
 
 impl Work {
     /// All the bytes counted.
     pub fn total(&self) -> u64 {
-        self.data_uri + self.place + self.front_matter
+        self.data_uri + self.place + self.front_matter + self.decoded
     }
 }
 
