@@ -89,12 +89,25 @@ pub(super) struct Candidate {
 pub(super) fn candidates(hay: &[u8], region: Range<usize>, out: &mut Vec<Candidate>) {
     let from = out.len();
     let end = region.end.min(hay.len());
-    // Base64 and hex: runs of word bytes, with `=` padding after.
+    // Base64 and hex: runs of word bytes, with `=` padding after. A run long enough to be
+    // either starts with `MIN_RUN` word bytes. At each possible start `i`, those bytes are
+    // checked from the last one back: a byte that is no word byte rules out every start up to
+    // it, and the bytes after it are known word bytes, never checked again. Text is mostly
+    // short words: most bytes are never looked at.
+    const MIN_RUN: usize = MIN_BASE64 - 2;
     let mut i = region.start;
-    while i < end {
-        if class(hay[i]) & WORD == 0 {
-            i += 1;
-            continue;
+    // Bytes in `i..known` are word bytes.
+    let mut known = i;
+    'runs: while i + MIN_RUN <= end {
+        known = known.max(i);
+        let mut q = i + MIN_RUN;
+        while q > known {
+            q -= 1;
+            if class(hay[q]) & WORD == 0 {
+                known = i + MIN_RUN;
+                i = q + 1;
+                continue 'runs;
+            }
         }
         let s = i;
         let mut all = 0xff;

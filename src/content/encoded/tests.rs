@@ -509,3 +509,34 @@ fn nested_base64_line_decodes_in_linear_work() {
     let (_, work) = scan_text(line.as_bytes());
     assert!(work.decoded <= 8 * line.len() as u64, "{work:?}");
 }
+
+#[test]
+fn the_skipping_run_finder_finds_every_word_run_a_byte_walk_finds() {
+    // Word runs of every length around the shortest candidate, at every alignment, between
+    // separators: the candidates are exactly the base64 runs of 14+ word bytes (16 with
+    // padding) and nothing shorter.
+    let mut rng = XorShift(77);
+    let word = b"AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/";
+    for n in 0..2000 {
+        let mut text = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..1 + n % 5 {
+            text.extend(std::iter::repeat_n(b' ', 1 + rng.below(20)));
+            let len = 10 + rng.below(10);
+            let start = text.len();
+            // A `z` first: never a hex run.
+            text.push(b'z');
+            text.extend((1..len).map(|_| word[rng.below(word.len())]));
+            let pad = rng.below(3);
+            text.extend(std::iter::repeat_n(b'=', pad));
+            if len + pad.min(2) >= 16 {
+                expected.push(start..start + len + pad);
+            }
+        }
+        text.extend(std::iter::repeat_n(b' ', rng.below(3)));
+        let mut found = Vec::new();
+        candidates(&text, 0..text.len(), &mut found);
+        let found: Vec<_> = found.into_iter().map(|c| c.range).collect();
+        assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&text));
+    }
+}
