@@ -128,6 +128,10 @@ impl Source for GitSource {
         }
         self.inner.feed(sink)
     }
+
+    fn is_small(&self) -> bool {
+        self.inner.is_small()
+    }
 }
 
 pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {

@@ -44,6 +44,7 @@ pub fn build_scanner(
     rule_files: &[BoundedFile],
     config: &Config,
     ui: &dyn Ui,
+    small: bool,
 ) -> Result<Scanner> {
     let mut rules = RuleSet::builtin()?;
     for file in rule_files {
@@ -75,7 +76,11 @@ pub fn build_scanner(
     let enabled: HashSet<&str> = opts.enable_rules.iter().map(String::as_str).collect();
     rules
         .retain(|r| !disabled.contains(r.id()) && (enabled.is_empty() || enabled.contains(r.id())));
-    Scanner::new(rules)
+    if small {
+        Scanner::for_small_inputs(rules)
+    } else {
+        Scanner::new(rules)
+    }
 }
 
 /// The largest file-size limit a flag or a configuration can set (a file under it may be
@@ -136,7 +141,7 @@ pub fn scan(
         .map(BoundedFile::trusted)
         .collect();
     files.extend(config.rule_files());
-    let scanner = build_scanner(opts, &files, &config, ui.as_ref())?;
+    let scanner = build_scanner(opts, &files, &config, ui.as_ref(), source.is_small())?;
     let baseline = baseline.map(Baseline::load).transpose()?;
     let suppressions = Suppressions::new(&config, baseline, GitleaksIgnore::load(root))?;
     let quiet = opts.quiet;

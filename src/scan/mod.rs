@@ -77,8 +77,19 @@ pub struct Scanner {
 }
 
 impl Scanner {
-    /// Builds the keyword automaton over all rules.
+    /// Builds the keyword automaton over all rules: a DFA, the quickest to search.
     pub fn new(rules: RuleSet) -> Result<Scanner> {
+        Scanner::build(rules, AhoCorasickKind::DFA)
+    }
+
+    /// [`Scanner::new`] for a job that scans little (staged changes, a pre-commit hook): the
+    /// keyword automaton is a contiguous NFA, several times slower to search but built in a
+    /// fraction of the DFA's time (the DFA over the whole catalogue is about 2.4 MB).
+    pub fn for_small_inputs(rules: RuleSet) -> Result<Scanner> {
+        Scanner::build(rules, AhoCorasickKind::ContiguousNFA)
+    }
+
+    fn build(rules: RuleSet, kind: AhoCorasickKind) -> Result<Scanner> {
         let mut patterns: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -112,7 +123,7 @@ impl Scanner {
         let keywords = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(kind))
             .build(&patterns)
             .context("building the keyword automaton")?;
         let generic = rules.rules().iter().map(Rule::is_generic).collect();
@@ -499,6 +510,10 @@ mod tests {
     /// A scanner over rules `a` (keyword `ab`), `b` (keyword `bcd`) and `c` (keyword `abx`),
     /// each finding its keyword followed by `=` and 12 characters.
     fn overlapping() -> Scanner {
+        Scanner::new(overlapping_rules()).expect("scanner")
+    }
+
+    fn overlapping_rules() -> RuleSet {
         let mut rules = RuleSet::default();
         let rule = |id: &str, kw: &str| {
             format!(
@@ -509,7 +524,7 @@ mod tests {
         };
         let text = [rule("t.a", "ab"), rule("t.b", "bcd"), rule("t.c", "abx")].concat();
         rules.add_toml(&text, "test").expect("rules");
-        Scanner::new(rules).expect("scanner")
+        rules
     }
 
     fn found(s: &Scanner, hay: &[u8]) -> Vec<String> {
@@ -530,6 +545,20 @@ mod tests {
             found(&s, b"abx=q8Rf3LmZ2wPk and ab=Zt5Yc1Vn7Hs2"),
             ["t.c", "t.a"]
         );
+    }
+
+    #[test]
+    fn the_scanner_for_small_inputs_finds_the_same() {
+        let small = Scanner::for_small_inputs(overlapping_rules()).expect("scanner");
+        let dfa = overlapping();
+        for hay in [
+            &b"xx ABCD=q8Rf3LmZ2wPk yy"[..],
+            b"abx=q8Rf3LmZ2wPk and ab=Zt5Yc1Vn7Hs2",
+            b"ab=q8Rf3LmZ2wPk bce bcd=Zt5Yc1Vn7Hs2",
+        ] {
+            assert_eq!(found(&small, hay), found(&dfa, hay));
+            assert!(!found(&small, hay).is_empty());
+        }
     }
 
     #[test]

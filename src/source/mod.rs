@@ -187,6 +187,12 @@ pub trait Sink: Sync {
 pub trait Source {
     /// Pushes every blob into `sink`. Problems with single inputs are warnings.
     fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError>;
+
+    /// Whether the source is known to yield little (staged changes): the scanner then builds
+    /// the keyword automaton that is quick to build rather than the one quick to search.
+    fn is_small(&self) -> bool {
+        false
+    }
 }
 
 /// Why a source could not run at all.

@@ -384,6 +384,10 @@ impl GitStaged {
 }
 
 impl Source for GitStaged {
+    fn is_small(&self) -> bool {
+        true
+    }
+
     fn feed(&mut self, sink: &dyn Sink) -> Result<(), SourceError> {
         let diag = sink.diagnostics();
         let max = sink.max_blob_size();
