@@ -8,6 +8,7 @@
 //! allowlist checks confirm each secret.
 
 pub mod filters;
+pub mod names;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -429,9 +430,7 @@ fn confirm_secret(
     }
     // Generic rules key on a name, not on a shape: a value that is itself a name (an
     // identifier, a dependency coordinate) is what the name refers to, not a secret.
-    if rule.is_generic()
-        && (filters::is_identifier(secret) || filters::is_version_coordinate(secret))
-    {
+    if rule.is_generic() && (names::is_identifier(secret) || names::is_version_coordinate(secret)) {
         return Verdict::Dropped;
     }
     // Inside an image embedded as a data: URI? The run is remembered so that a long one is
