@@ -277,3 +277,101 @@ fn a_pickle_of_ten_million_opcodes_finishes_in_bounded_memory() {
     assert!(out.contains("posix.system"), "{out}");
     assert!(maxrss_kib < 200 * 1024, "peak RSS {maxrss_kib} KiB");
 }
+
+/// A safetensors file whose `__metadata__` holds `pairs` (keys and values written as given).
+fn safetensors_with_metadata(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let meta: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!(r#""{k}": "{v}""#))
+        .collect();
+    let header = format!(
+        r#"{{"__metadata__": {{{}}}, "w": {{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}}}"#,
+        meta.join(", ")
+    );
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+#[test]
+fn model_metadata_values_are_read_with_their_key() {
+    // A W&B API key is 40 hex digits: only its key's name tells it from a digest (issue 12,
+    // point 1). Under `training.wandb_api_key` it is found, at the value's offset, with the
+    // key; the same value under `commit` is nothing.
+    let key = Fake::new(1201).string(b"0123456789abcdef", 40);
+    let t = Tree::new();
+    let planted = safetensors_with_metadata(&[("format", "pt"), ("training.wandb_api_key", &key)]);
+    let at = planted
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap();
+    t.write("model.safetensors", &planted);
+    t.write(
+        "clean.safetensors",
+        safetensors_with_metadata(&[("format", "pt"), ("commit", &key)]),
+    );
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(locs.len(), 1, "{locs:?}");
+    assert_eq!(locs[0]["path"], "model.safetensors");
+    assert_eq!(locs[0]["key"], "__metadata__.training.wandb_api_key");
+    assert_eq!(locs[0]["offset"], at);
+    let v = serde_json::to_string(&locs).unwrap();
+    assert!(!v.contains(&key), "the secret is redacted: {v}");
+}
+
+/// A protocol-2 pickle of a dict of strings, as `pickle.dumps(d, 2)` writes it.
+fn pickled_dict(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = b"\x80\x02}q\x00(".to_vec();
+    for s in pairs.iter().flat_map(|(k, v)| [k, v]) {
+        out.push(b'X');
+        out.extend((s.len() as u32).to_le_bytes());
+        out.extend(s.as_bytes());
+    }
+    out.extend(b"u.");
+    out
+}
+
+#[test]
+fn pickled_dict_values_are_read_with_their_key() {
+    // Issue 12, point 1: a pickled dict `{"aws_secret_access_key": "…"}` and a protocol-0
+    // pickle holding `WANDB_API_KEY` are found, with the key; the same values under keys that
+    // name nothing secret are not.
+    let mut f = Fake::new(1202);
+    let aws = f.alnum(40);
+    let wandb = f.string(b"0123456789abcdef", 40);
+    let t = Tree::new();
+    t.write(
+        "state.pkl",
+        pickled_dict(&[("region", "eu-west-1"), ("aws_secret_access_key", &aws)]),
+    );
+    t.write(
+        "env.pkl",
+        format!("(dp0\nVWANDB_API_KEY\np1\nV{wandb}\np2\ns."),
+    );
+    t.write(
+        "clean.pkl",
+        pickled_dict(&[("checksum", &aws), ("commit", &wandb)]),
+    );
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    let mut found: Vec<(String, String)> = locs
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().to_string(),
+                l["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("env.pkl".to_string(), "WANDB_API_KEY".to_string()),
+            ("state.pkl".to_string(), "aws_secret_access_key".to_string()),
+        ]
+    );
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -446,7 +446,7 @@ impl Context<'_, '_, '_> {
             .map(|s| StringItem {
                 offset: base + s.offset,
                 exact: false,
-                key: None,
+                key: s.key.clone(),
                 value: &s.value,
             })
             .collect();
@@ -480,18 +480,33 @@ impl Context<'_, '_, '_> {
         member: Option<&str>,
         name: Option<NameKind>,
     ) {
+        // One line per value. A value under a key is written as an assignment, `key = "value"`,
+        // so that rules which need the key's name (`wandb_api_key`, `aws_secret_access_key`)
+        // see it; `starts` holds where each value begins, past its key.
         let mut text = Vec::new();
         let mut starts = Vec::with_capacity(items.len());
         for item in items {
+            if let (Some(key), None) = (&item.key, name) {
+                push_key(&mut text, key);
+                text.extend_from_slice(b" = \"");
+            }
             starts.push(text.len());
             text.extend_from_slice(item.value);
+            if item.key.is_some() && name.is_none() {
+                text.push(b'"');
+            }
             text.push(b'\n');
         }
         let matches = self.worker.scan(&text);
         for mut p in place(&text, &matches, &mut self.worker.work_mut().place) {
-            let i = starts.partition_point(|&s| s <= p.offset).saturating_sub(1);
+            let i = starts.partition_point(|&s| s <= p.offset);
+            let Some(i) = i.checked_sub(1) else { continue };
             let Some(item) = items.get(i) else { continue };
             let within = p.offset - starts[i];
+            if within >= item.value.len() {
+                // In the next line's key: a secret in a key is found when keys are scanned.
+                continue;
+            }
             p.offset = item.offset + if item.exact { within } else { 0 };
             p.position = None;
             p.member = member.map(str::to_string);
@@ -532,6 +547,26 @@ impl Context<'_, '_, '_> {
         }
         self.worker.work_mut().place += work;
     }
+}
+
+/// The longest key written before a value: rules look at the end of a key, next to its value.
+const MAX_KEY: usize = 200;
+
+/// Writes the end of `key` with the bytes that would end its line or its quoted value
+/// (control bytes, quotes) replaced, so that a hostile key cannot forge another line.
+fn push_key(text: &mut Vec<u8>, key: &str) {
+    let bytes = key.as_bytes();
+    let mut from = bytes.len().saturating_sub(MAX_KEY);
+    while !key.is_char_boundary(from) {
+        from += 1;
+    }
+    text.extend(bytes[from..].iter().map(|&b| {
+        if b < 0x20 || b == 0x7f || b == b'"' {
+            b'_'
+        } else {
+            b
+        }
+    }));
 }
 
 /// A string found in binary content.
@@ -827,5 +862,22 @@ mod tests {
             }
         );
         assert_eq!(position_of(raw, 0, 9).end_line, 3);
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::push_key;
+
+    #[test]
+    fn a_key_cannot_end_its_line_or_its_value() {
+        let mut text = Vec::new();
+        push_key(&mut text, "a\nwandb_api_key = \"x\r");
+        assert_eq!(text, b"a_wandb_api_key = _x_");
+        // Only the end of a long key is kept, cut at a character boundary.
+        let long = format!("{}é{}", "k".repeat(300), "z".repeat(199));
+        text.clear();
+        push_key(&mut text, &long);
+        assert_eq!(text, "z".repeat(199).as_bytes());
     }
 }

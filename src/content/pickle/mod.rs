@@ -61,6 +61,8 @@ pub struct PickleString {
     /// The decoded value: UTF-8 for text opcodes, raw bytes for bytes and protocol-0/1 strings
     /// (escapes of protocol-0 `STRING`, `\u` escapes of `UNICODE` decoded).
     pub value: Vec<u8>,
+    /// The dict key the value was stored under (`SETITEM`, `SETITEMS`), when a string.
+    pub key: Option<String>,
 }
 
 /// A callable or class that the pickle imports when loaded.

@@ -171,7 +171,8 @@ fn strings_carry_their_offsets() {
         report.strings,
         [PickleString {
             offset: 18,
-            value: b"echo hi".to_vec()
+            value: b"echo hi".to_vec(),
+            key: None,
         }]
     );
     let report = run(OD_P0);
@@ -586,5 +587,38 @@ fn random_and_mutated_input_never_panics() {
             analyze(&data, &PickleLimits::default());
             looks_like_pickle(&data);
         }
+    }
+}
+
+#[test]
+fn dict_values_keep_their_string_keys() {
+    // {"aws_secret_access_key": "v1", "n": 3, "k2": "v2"} in protocol 2 (SETITEMS), and a
+    // protocol-0 dict (SETITEM) as `pickle.dumps(d, 0)` writes it.
+    let mut p2 = b"\x80\x02}(".to_vec();
+    for s in ["aws_secret_access_key", "v1"] {
+        p2.push(b'X');
+        p2.extend((s.len() as u32).to_le_bytes());
+        p2.extend(s.as_bytes());
+    }
+    p2.extend(b"X\x01\x00\x00\x00nK\x03");
+    for s in ["k2", "v2"] {
+        p2.push(b'X');
+        p2.extend((s.len() as u32).to_le_bytes());
+        p2.extend(s.as_bytes());
+    }
+    p2.extend(b"u.");
+    let p0 = b"(dp0\nVWANDB_API_KEY\np1\nVv3\np2\ns.";
+    for (data, want) in [
+        (&p2[..], vec![("v1", "aws_secret_access_key"), ("v2", "k2")]),
+        (&p0[..], vec![("v3", "WANDB_API_KEY")]),
+    ] {
+        let report = run(data);
+        let keyed: Vec<(&[u8], &str)> = report
+            .strings
+            .iter()
+            .filter_map(|s| Some((s.value.as_slice(), s.key.as_deref()?)))
+            .collect();
+        let want: Vec<(&[u8], &str)> = want.iter().map(|(v, k)| (v.as_bytes(), *k)).collect();
+        assert_eq!(keyed, want);
     }
 }

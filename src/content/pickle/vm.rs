@@ -24,8 +24,11 @@ pub(super) const UNRESOLVED: &str = "<unresolved>";
 /// A value on the emulated stack or in the memo.
 #[derive(Debug, Clone)]
 enum Value {
-    /// A short string or bytes constant, a possible `STACK_GLOBAL` operand.
-    Str(Rc<str>),
+    /// A short string or bytes constant, a possible `STACK_GLOBAL` operand or dict key, with
+    /// its index in the report's strings (when recorded).
+    Str(Rc<str>, Option<usize>),
+    /// A string constant too long to be a name: its index in the report's strings.
+    Long(usize),
     /// An imported callable: its index in the report's imports.
     Global(usize),
     /// Anything else.
@@ -349,22 +352,38 @@ impl<'d> Walker<'d> {
 
     // --- Collecting.
 
+    /// A dict item (`SETITEM`, `SETITEMS`): a string value under a string key keeps the key,
+    /// so that rules that need the name (`aws_secret_access_key`) see it.
+    fn pair(&mut self, key: &Value, value: &Value) {
+        let (Value::Str(key, _), Value::Str(_, Some(i)) | Value::Long(i)) = (key, value) else {
+            return;
+        };
+        if let Some(s) = self.report.strings.get_mut(*i) {
+            if s.key.is_none() && !key.is_empty() {
+                s.key = Some(key.to_string());
+            }
+        }
+    }
+
     /// Records a string constant and returns its stack value.
     fn string(&mut self, at: usize, bytes: &[u8]) -> Value {
+        let mut index = None;
         if !self.strict && !bytes.is_empty() {
             let kept = &bytes[..bytes.len().min(self.limits.max_string)];
+            index = Some(self.report.strings.len());
             self.report.strings.push(PickleString {
                 offset: at,
                 value: kept.to_vec(),
+                key: None,
             });
         }
         if self.strict {
             // Sniffing only needs to know that it is a string.
-            Value::Str(Rc::clone(&self.empty))
+            Value::Str(Rc::clone(&self.empty), None)
         } else if bytes.len() <= NAME_CAP {
-            Value::Str(Rc::from(String::from_utf8_lossy(bytes).as_ref()))
+            Value::Str(Rc::from(String::from_utf8_lossy(bytes).as_ref()), index)
         } else {
-            Value::Opaque
+            index.map_or(Value::Opaque, Value::Long)
         }
     }
 
@@ -637,7 +656,7 @@ impl<'d> Walker<'d> {
                 let global = self.pop(at, name)?;
                 let module = self.pop(at, name)?;
                 let text = |value: &Value| match value {
-                    Value::Str(s) => Some(s.to_string()),
+                    Value::Str(s, _) => Some(s.to_string()),
                     _ => None,
                 };
                 let (module, global) = (text(&module), text(&global));
@@ -679,13 +698,19 @@ impl<'d> Walker<'d> {
                 self.push(Value::Opaque)?;
             }
             b's' => {
-                self.pop(at, name)?;
-                self.pop(at, name)?;
+                let value = self.pop(at, name)?;
+                let key = self.pop(at, name)?;
+                self.pair(&key, &value);
                 self.top(at, name)?;
             }
             b'u' => {
-                if self.drop_mark(at, name)? % 2 != 0 {
+                let start = self.pop_mark(at, name)?;
+                let items = self.stack.split_off(start);
+                if items.len() % 2 != 0 {
                     self.anomaly(at, name, "odd number of items")?;
+                }
+                for pair in items.chunks_exact(2) {
+                    self.pair(&pair[0], &pair[1]);
                 }
                 self.top(at, name)?;
             }
