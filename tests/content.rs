@@ -375,3 +375,33 @@ fn pickled_dict_values_are_read_with_their_key() {
     );
     assert!(!err.contains("warning"), "{err}");
 }
+
+#[test]
+fn one_long_key_under_a_million_values_does_not_multiply_memory() {
+    // Two 1,000-byte keys memoized once and given in turn to 1,000,000 one-byte values
+    // (`SETITEM` each, 10 MB of pickle): copied for every value they would take 1 GB, and
+    // written before every value, 200 MB of text to scan. Keys are shared, and the keys
+    // written are bounded by the values' own bytes.
+    let mut p = b"\x80\x02}".to_vec();
+    for (i, k) in [b'k', b'j'].into_iter().enumerate() {
+        p.extend(b"X\xe8\x03\x00\x00");
+        p.extend(std::iter::repeat_n(k, 1000));
+        p.extend([b'q', i as u8]);
+        p.extend(b"X\x01\x00\x00\x00vs");
+    }
+    for n in 0..1_000_000u32 {
+        p.extend([b'h', (n % 2) as u8]);
+        p.extend(b"X\x01\x00\x00\x00vs");
+    }
+    p.push(b'.');
+    let t = Tree::new();
+    t.write("many.pkl", &p);
+    let (code, _, err, maxrss_kib) = crate::util::trawl_measured(
+        &["scan", t.path().to_str().unwrap(), "-f", "json"],
+        t.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    // A million strings of their own take about 160 MB; a copy of the key for each, 1 GB.
+    assert!(maxrss_kib < 400 * 1024, "peak RSS {maxrss_kib} KiB");
+}

@@ -405,7 +405,7 @@ impl Context<'_, '_, '_> {
                 .map(|m| StringItem {
                     offset: m.offset,
                     exact: true,
-                    key: Some(m.key.clone()),
+                    key: Some(&m.key),
                     value: &m.value,
                 })
                 .collect();
@@ -446,7 +446,7 @@ impl Context<'_, '_, '_> {
             .map(|s| StringItem {
                 offset: base + s.offset,
                 exact: false,
-                key: s.key.clone(),
+                key: s.key.as_deref(),
                 value: &s.value,
             })
             .collect();
@@ -483,16 +483,25 @@ impl Context<'_, '_, '_> {
         // One line per value. A value under a key is written as an assignment, `key = "value"`,
         // so that rules which need the key's name (`wandb_api_key`, `aws_secret_access_key`)
         // see it; `starts` holds where each value begins, past its key.
+        //
+        // A pickle can refer to one long key from many values (its memo), so the keys written
+        // are bounded by the values' own bytes, plus 1 MiB: past that, values are written bare.
+        let mut key_budget = items.iter().map(|i| i.value.len()).sum::<usize>() + (1 << 20);
         let mut text = Vec::new();
         let mut starts = Vec::with_capacity(items.len());
         for item in items {
-            if let (Some(key), None) = (&item.key, name) {
-                push_key(&mut text, key);
-                text.extend_from_slice(b" = \"");
-            }
+            let keyed = match (&item.key, name) {
+                (Some(key), None) if key.len().min(MAX_KEY) <= key_budget => {
+                    key_budget -= key.len().min(MAX_KEY);
+                    push_key(&mut text, key);
+                    text.extend_from_slice(b" = \"");
+                    true
+                }
+                _ => false,
+            };
             starts.push(text.len());
             text.extend_from_slice(item.value);
-            if item.key.is_some() && name.is_none() {
+            if keyed {
                 text.push(b'"');
             }
             text.push(b'\n');
@@ -510,7 +519,7 @@ impl Context<'_, '_, '_> {
             p.offset = item.offset + if item.exact { within } else { 0 };
             p.position = None;
             p.member = member.map(str::to_string);
-            p.extra.key = item.key.clone();
+            p.extra.key = item.key.map(str::to_string);
             p.extra.name = name;
             self.out.placed.push(p);
         }
@@ -574,7 +583,7 @@ pub(crate) struct StringItem<'a> {
     /// Byte offset in the member: of the value itself when `exact`, else of the record holding it.
     pub(crate) offset: usize,
     pub(crate) exact: bool,
-    pub(crate) key: Option<String>,
+    pub(crate) key: Option<&'a str>,
     pub(crate) value: &'a [u8],
 }
 

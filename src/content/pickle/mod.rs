@@ -21,6 +21,7 @@ mod tests;
 mod vm;
 
 pub use policy::judge;
+use std::sync::Arc;
 use vm::{Halt, Walker, NAME_CAP, PROTOCOL_MAX, SNIFF_MIN_OPS, SNIFF_OPS};
 
 /// Limits that bound time and memory on hostile streams.
@@ -61,8 +62,9 @@ pub struct PickleString {
     /// The decoded value: UTF-8 for text opcodes, raw bytes for bytes and protocol-0/1 strings
     /// (escapes of protocol-0 `STRING`, `\u` escapes of `UNICODE` decoded).
     pub value: Vec<u8>,
-    /// The dict key the value was stored under (`SETITEM`, `SETITEMS`), when a string.
-    pub key: Option<String>,
+    /// The dict key the value was stored under (`SETITEM`, `SETITEMS`), when a string; shared,
+    /// as a pickle may give one key (from its memo) to many values.
+    pub key: Option<Arc<str>>,
 }
 
 /// A callable or class that the pickle imports when loaded.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::policy::{is_identifier, judge, INDIRECTION};
 use super::strings::{is_float_text, is_int_text, raw_unicode_unescape, truncate_chars, unescape};
@@ -143,6 +144,8 @@ pub(super) struct Walker<'d> {
     imports_capped: bool,
     /// The one string value that sniffing pushes.
     empty: Rc<str>,
+    /// Dict keys given to string values, shared by every value under the same key.
+    keys: HashMap<usize, (Rc<str>, Arc<str>)>,
     errors_omitted: usize,
 }
 
@@ -158,6 +161,7 @@ impl<'d> Walker<'d> {
             memo: HashMap::new(),
             memo_full: false,
             memo_unreliable: false,
+            keys: HashMap::new(),
             ops: 0,
             report: PickleReport::default(),
             import_ids: HashMap::new(),
@@ -358,11 +362,21 @@ impl<'d> Walker<'d> {
         let (Value::Str(key, _), Value::Str(_, Some(i)) | Value::Long(i)) = (key, value) else {
             return;
         };
-        if let Some(s) = self.report.strings.get_mut(*i) {
-            if s.key.is_none() && !key.is_empty() {
-                s.key = Some(key.to_string());
-            }
+        if key.is_empty() || self.report.strings.get(*i).is_none_or(|s| s.key.is_some()) {
+            return;
         }
+        // One shared copy per key: a memoized key given to many values is not copied for each.
+        // Keyed by the `Rc`'s address, which the entry keeps alive; every distinct key is a
+        // string of the input, so the copies add up to no more than the input.
+        let id = Rc::as_ptr(key).cast::<u8>() as usize;
+        let shared = Arc::clone(
+            &self
+                .keys
+                .entry(id)
+                .or_insert_with(|| (Rc::clone(key), Arc::from(&**key)))
+                .1,
+        );
+        self.report.strings[*i].key = Some(shared);
     }
 
     /// Records a string constant and returns its stack value.
