@@ -14,6 +14,7 @@
 //! the anomaly goes to [`PickleReport::errors`] and the walk goes on. CPython stops at such a
 //! point, so going on can only report more than a real load would reach, never less.
 
+mod opcodes;
 mod policy;
 mod strings;
 #[cfg(test)]

@@ -1,5 +1,6 @@
+use super::opcodes::op_name;
 use super::policy::{CODE, FILES, INDIRECTION, NESTED, NETWORK, PROCESS};
-use super::vm::{op_name, MAX_ERRORS, UNRESOLVED};
+use super::vm::{MAX_ERRORS, UNRESOLVED};
 use super::*;
 
 // Test vectors from CPython 3.11 `pickle.dumps` (dumped, never loaded).
