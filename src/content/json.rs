@@ -704,7 +704,7 @@ impl<'a> JsonReader<'a> {
 /// Decodes the `\\uXXXX` escape at `bytes[at..]` (on its backslash), joining a surrogate pair
 /// when a low surrogate escape follows a high one; a lone surrogate becomes U+FFFD. Returns the
 /// char and the raw bytes used (6 or 12); `None` without four hex digits.
-fn unicode_escape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
+pub(crate) fn unicode_escape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
     let unit = hex4(bytes, at + 2)?;
     if (0xD800..0xDC00).contains(&unit) && bytes.get(at + 6..at + 8) == Some(b"\\u") {
         if let Some(low) = hex4(bytes, at + 8).filter(|low| (0xDC00..0xE000).contains(low)) {

@@ -872,11 +872,6 @@ mod tests {
         );
         assert_eq!(position_of(raw, 0, 9).end_line, 3);
     }
-}
-
-#[cfg(test)]
-mod key_tests {
-    use super::push_key;
 
     #[test]
     fn a_key_cannot_end_its_line_or_its_value() {

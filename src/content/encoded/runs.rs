@@ -331,31 +331,12 @@ fn escape_unit(s: &[u8], out: &mut Vec<u8>) -> usize {
         out.push(s[0]);
         return 1;
     }
-    let hex4 = |s: &[u8]| -> Option<u32> {
-        let h = s.get(..4)?;
-        h.iter()
-            .try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hex_value(b)?)))
-    };
     match s[1] {
-        b'u' => match hex4(&s[2..]) {
-            Some(hi @ 0xd800..=0xdbff) => {
-                let lo = s
-                    .get(6..8)
-                    .filter(|p| p == b"\\u")
-                    .and_then(|_| hex4(s.get(8..)?));
-                match lo {
-                    Some(lo @ 0xdc00..=0xdfff) => {
-                        let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-                        push_char(out, c);
-                        return 12;
-                    }
-                    _ => push_char(out, 0xfffd),
-                }
-                6
-            }
-            Some(c) => {
-                push_char(out, c);
-                6
+        // JSON's `\u` escape, surrogate pairs joined; a lone surrogate is U+FFFD.
+        b'u' => match crate::content::json::unicode_escape(s, 0) {
+            Some((c, used)) => {
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                used
             }
             None => {
                 out.extend_from_slice(&s[..2]);
@@ -383,9 +364,4 @@ fn escape_unit(s: &[u8], out: &mut Vec<u8>) -> usize {
             2
         }
     }
-}
-
-fn push_char(out: &mut Vec<u8>, c: u32) {
-    let c = char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER);
-    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
 }
