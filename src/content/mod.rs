@@ -407,6 +407,8 @@ impl Context<'_, '_, '_> {
                     exact: true,
                     key: Some(&m.key),
                     value: &m.value,
+                    record: m.record,
+                    row: m.row,
                 })
                 .collect();
             self.scan_strings(&items, member, names.then_some(NameKind::Key));
@@ -448,6 +450,8 @@ impl Context<'_, '_, '_> {
                 exact: false,
                 key: s.key.as_deref(),
                 value: &s.value,
+                record: None,
+                row: None,
             })
             .collect();
         self.scan_strings(&items, member, None);
@@ -520,6 +524,8 @@ impl Context<'_, '_, '_> {
             p.position = None;
             p.member = member.map(str::to_string);
             p.extra.key = item.key.map(str::to_string);
+            p.extra.record = item.record;
+            p.extra.row = item.row;
             p.extra.name = name;
             self.out.placed.push(p);
         }
@@ -585,6 +591,9 @@ pub(crate) struct StringItem<'a> {
     pub(crate) exact: bool,
     pub(crate) key: Option<&'a str>,
     pub(crate) value: &'a [u8],
+    /// The record of a record log, or the row of a table, the value is in.
+    pub(crate) record: Option<u64>,
+    pub(crate) row: Option<u64>,
 }
 
 /// Lines and columns of raw byte range `start..end`.

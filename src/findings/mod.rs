@@ -138,6 +138,10 @@ pub struct Extra {
     /// encodings, outermost first (`base64`, `base64+hex`). The location is the encoded text;
     /// the secret is the decoded one.
     pub decoded: Option<String>,
+    /// Record index (0-based) in a record log: a TensorBoard event file, a W&B run log.
+    pub record: Option<u64>,
+    /// Row index (0-based) in a table (a Parquet dataset); the column is the key.
+    pub row: Option<u64>,
 }
 
 /// Which name a secret was found in.

@@ -24,6 +24,12 @@ struct JsonLocation<'a> {
     output: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<Cow<'a, str>>,
+    /// Record index in a record log (TensorBoard events, W&B run log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<u64>,
+    /// Row index in a table (Parquet); the column is `key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<u64>,
     /// Set when the secret is in a name (`path`, `member` or `key`), not in content.
     #[serde(skip_serializing_if = "Option::is_none")]
     in_name: Option<&'static str>,
@@ -79,6 +85,8 @@ fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
                 cell: l.extra.cell,
                 output: l.extra.output,
                 key: l.extra.key.as_deref().map(|k| ctx.text(k)),
+                record: l.extra.record,
+                row: l.extra.row,
                 in_name: l.extra.name.map(|n| n.as_str()),
                 message: l.extra.message.as_deref(),
                 decoded: l.extra.decoded.as_deref(),

@@ -198,6 +198,12 @@ fn result_properties(ctx: &ReportContext, rule: &RuleInfo, f: &Finding, loc: &Lo
     if let Some(k) = &loc.extra.key {
         p["key"] = json!(ctx.text(k));
     }
+    if let Some(r) = loc.extra.record {
+        p["record"] = json!(r);
+    }
+    if let Some(r) = loc.extra.row {
+        p["row"] = json!(r);
+    }
     if let Some(m) = &loc.extra.message {
         p["detail"] = json!(m);
     }

@@ -83,6 +83,12 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
             if let Some(o) = loc.extra.output {
                 facts.push(format!("output {o}"));
             }
+            if let Some(r) = loc.extra.record {
+                facts.push(format!("record {r}"));
+            }
+            if let Some(r) = loc.extra.row {
+                facts.push(format!("row {r}"));
+            }
             if let Some(k) = &loc.extra.key {
                 facts.push(format!("key {}", ctx.text(k)));
             }

@@ -254,6 +254,8 @@ impl GgufWalk<'_, '_> {
             value: value.to_vec(),
             offset,
             is_key,
+            record: None,
+            row: None,
         });
         Ok(())
     }

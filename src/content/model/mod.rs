@@ -43,6 +43,10 @@ pub struct MetaString {
     /// The string is a key's own name (at `offset`), not a value: a secret in it is a
     /// secret in a name.
     pub is_key: bool,
+    /// The record of a record log the string is in (TensorBoard events, W&B run log).
+    pub record: Option<u64>,
+    /// The table row the string is in (Parquet); the column is `key`.
+    pub row: Option<u64>,
 }
 
 pub(super) fn le_u64(data: &[u8], at: usize) -> Option<u64> {

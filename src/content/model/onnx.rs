@@ -79,6 +79,8 @@ impl<'a> OnnxWalk<'a> {
             value: bytes.to_vec(),
             offset,
             is_key: false,
+            record: None,
+            row: None,
         });
     }
 

@@ -77,6 +77,8 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
             offset: s.start(),
             value: s.value().into_owned(),
             is_key,
+            record: None,
+            row: None,
         });
     }
     Ok(out)
