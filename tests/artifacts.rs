@@ -93,6 +93,12 @@ fn every_planted_secret_and_unsafe_import_is_found_where_the_manifest_says() {
             if has_lines && !line.is_null() && &l["line"] != line {
                 problems.push(format!("{file}: line {:?}, expected {line:?}", l["line"]));
             }
+            // Keys, records and rows, where the manifest names them.
+            for k in ["key", "record", "row"] {
+                if !w[k].is_null() && w[k] != l[k] {
+                    problems.push(format!("{file}: {k} {:?}, expected {:?}", l[k], w[k]));
+                }
+            }
             if w["pickle"] == true && !l["line"].is_null() {
                 problems.push(format!(
                     "{file}: a pickle constant has no line, got {:?}",
@@ -123,6 +129,12 @@ fn every_planted_secret_and_unsafe_import_is_found_where_the_manifest_says() {
         }
         if entry["expect_clean"] == true {
             checked += 1;
+        }
+        if entry["expect_quiet"] == true {
+            checked += 1;
+            if err.lines().any(|line| line.contains(file)) {
+                problems.push(format!("{file}: expected no warning"));
+            }
         }
         if entry["expect_clean"] == true && !found.is_empty() {
             let what: Vec<String> = found
