@@ -110,6 +110,8 @@ pub struct Diagnostics {
     pub bytes: AtomicU64,
     /// Inputs skipped as binary.
     pub binary: AtomicU64,
+    /// Git LFS pointers met: their content is stored elsewhere and was not scanned.
+    pub lfs: AtomicU64,
     /// Inputs expected in all, when a source knows it in advance (history); 0 when unknown.
     pub total: AtomicU64,
 }
@@ -142,6 +144,7 @@ impl Diagnostics {
             blobs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             binary: AtomicU64::new(0),
+            lfs: AtomicU64::new(0),
             total: AtomicU64::new(0),
         }
     }
@@ -180,6 +183,11 @@ impl Diagnostics {
         self.bytes.fetch_add(len as u64, Ordering::Relaxed);
     }
 
+    /// Counts one Git LFS pointer: a file whose content is stored elsewhere, not scanned.
+    pub fn lfs_pointer(&self) {
+        self.lfs.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one input skipped as binary.
     pub fn skipped_binary(&self) {
         self.binary.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +196,9 @@ impl Diagnostics {
     /// A snapshot of the counters, for a progress line.
     pub fn progress(&self) -> Progress {
         Progress {
-            blobs: self.blobs.load(Ordering::Relaxed) + self.binary.load(Ordering::Relaxed),
+            blobs: self.blobs.load(Ordering::Relaxed)
+                + self.binary.load(Ordering::Relaxed)
+                + self.lfs.load(Ordering::Relaxed),
             total: self.total.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }

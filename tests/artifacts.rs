@@ -185,3 +185,24 @@ fn hostile_artifacts_finish_with_warnings() {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }
 }
+
+#[test]
+fn lfs_pointers_are_counted_in_the_summary_and_not_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let pointer = std::fs::read(fixtures().join("hf/model_repo/model.safetensors")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &pointer).unwrap();
+    // A pointer with a line added is no pointer: scanned as text, its secret found.
+    let mut forged = pointer.clone();
+    forged.extend_from_slice(b"HF_TOKEN=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\n");
+    std::fs::write(dir.path().join("forged.bin"), &forged).unwrap();
+    let o = trawl(["scan", dir.path().to_str().unwrap(), "--no-ignore"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("1 Git LFS pointer not scanned (content stored elsewhere)"),
+        "{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("forged.bin"), "{out}");
+    assert!(!out.contains("model.safetensors"), "{out}");
+}

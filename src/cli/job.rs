@@ -342,7 +342,7 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
     };
     let p = diag.progress();
     format!(
-        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}",
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}{}",
         plural(findings.len(), "finding", "findings"),
         if parts.is_empty() {
             String::new()
@@ -358,6 +358,14 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
             n => format!(
                 ", {} skipped",
                 plural(n, &format!("binary {one}"), &format!("binary {many}"))
+            ),
+        },
+        // Not scanned, and not clean either: the content is in LFS storage.
+        match diag.lfs.load(Ordering::Relaxed) as usize {
+            0 => String::new(),
+            n => format!(
+                ", {} not scanned (content stored elsewhere)",
+                plural(n, "Git LFS pointer", "Git LFS pointers")
             ),
         },
         match diag.warnings() {

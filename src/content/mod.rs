@@ -10,6 +10,7 @@
 mod archive;
 mod encoded;
 pub mod json;
+mod layout;
 pub mod model;
 pub mod notebook;
 pub mod pickle;
@@ -20,6 +21,8 @@ use crate::findings::{place, place_name, Extra, Line, NameKind, Placed, Position
 use crate::scan::Worker;
 use crate::source::looks_binary;
 use crate::warning::WarningKind;
+
+pub use layout::{is_lfs_pointer, path_key};
 
 /// The deepest archive nesting ever opened, whatever [`Limits::max_depth`] says: decoding
 /// recurses once per level (4 to 6 KiB of stack each in a debug build: 128 mixed zip, gzip
@@ -196,6 +199,17 @@ const MAX_MODEL_HEADER: usize = 100 << 20;
 
 /// Scans a blob and everything nested in it.
 pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> Decoded {
+    scan_content_keyed(worker, data, limits, None)
+}
+
+/// [`scan_content`] for a blob whose path gives its content a key ([`path_key`]): text is
+/// scanned as that key's value.
+pub fn scan_content_keyed(
+    worker: &mut Worker<'_>,
+    data: &[u8],
+    limits: &Limits,
+    key: Option<&str>,
+) -> Decoded {
     let mut out = Decoded::default();
     let mut budget = Budget::new(limits, data.len());
     let mut ctx = Context {
@@ -203,7 +217,10 @@ pub fn scan_content(worker: &mut Worker<'_>, data: &[u8], limits: &Limits) -> De
         budget: &mut budget,
         out: &mut out,
     };
-    ctx.decode(data, None, 0);
+    match key {
+        Some(key) => ctx.scan_keyed_file(data, key),
+        None => ctx.decode(data, None, 0),
+    }
     if budget.bomb_members > BOMB_WARNINGS {
         out.warnings.push(DecodeWarning {
             kind: WarningKind::Limit,
@@ -326,6 +343,9 @@ impl Context<'_, '_, '_> {
         }
         if looks_binary(data) {
             return;
+        }
+        if layout::is_wandb_config(data) {
+            self.scan_wandb_config(data, member);
         }
         self.scan_text(data, member);
     }

@@ -144,11 +144,18 @@ impl<'s> Pipeline<'s> {
         dedup: bool,
     ) -> Option<Arc<Vec<Placed>>> {
         let data = blob.data;
+        if content::is_lfs_pointer(data) {
+            // Its content is stored elsewhere: said in the summary, never scanned as text.
+            self.diag.lfs_pointer();
+            return None;
+        }
         if looks_binary(data) && !content::claims(data) {
             self.diag.skipped_binary();
             return None;
         }
-        let id = dedup
+        // A value whose key is in the path is scanned with it: not shared by content alone.
+        let key = content::path_key(what);
+        let id = (dedup && key.is_none())
             .then(|| {
                 blob.id
                     .or_else(|| (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data)))
@@ -161,7 +168,7 @@ impl<'s> Pipeline<'s> {
             }
         }
         self.diag.scanned(data.len());
-        let decoded = content::scan_content(worker, data, &self.limits);
+        let decoded = content::scan_content_keyed(worker, data, &self.limits, key);
         for w in decoded.warnings {
             self.diag.warn(Warning {
                 kind: w.kind,
