@@ -40,8 +40,8 @@ struct Checkpoint {
 /// A record's first byte: set for the one-byte form (a string without escapes, a gap below
 /// 8 and 1 to 8 bytes long); then a separator bit, 3 bits of gap and 3 of length.
 const SHORT: u8 = 0x80;
-/// The separator bit, in both forms: a `\n` was put before the string, standing for the end
-/// of the one before.
+/// The separator bit, in both forms: a byte was put before the string, standing for the end
+/// of the one before: `\n`, or `=` between a key and its value.
 const SEPARATOR: u8 = 0x40;
 /// In the long form: the string has escape points (after the gap and length varints).
 const ESCAPED: u8 = 0x01;
@@ -137,12 +137,19 @@ impl NotebookText {
     }
 
     /// Appends one string of the notebook as its own line of the joined text, decoded
-    /// straight into it (a large string is never held twice), without ANSI escapes.
-    fn push(&mut self, string: &JsonString<'_>, cell: Option<usize>, output: Option<usize>) {
+    /// straight into it (a large string is never held twice), without ANSI escapes; a value
+    /// right after its key (`after_key`) goes on the key's line, as `key=value`.
+    fn push(
+        &mut self,
+        string: &JsonString<'_>,
+        cell: Option<usize>,
+        output: Option<usize>,
+        after_key: bool,
+    ) {
         let mark = self.text.len();
         let separator = !self.text.is_empty() && self.text.last() != Some(&b'\n');
         if separator {
-            self.text.push(b'\n');
+            self.text.push(if after_key { b'=' } else { b'\n' });
         }
         let from = self.text.len();
         let map = string.decode_into(&mut self.text);
@@ -227,16 +234,45 @@ const MAX_DEPTH: usize = 256;
 pub fn decode(data: &[u8]) -> Option<NotebookText> {
     let mut reader = JsonReader::new(data, 0, MAX_DEPTH);
     let mut out = NotebookText::default();
+    // Whether the last string pushed is a key whose value may follow on its line.
+    let mut key_pushed = false;
     while let Some(event) = reader.next().ok()? {
-        let JsonEvent::String(string) = event else {
-            continue;
+        let after_key = std::mem::take(&mut key_pushed);
+        let (string, is_key) = match event {
+            JsonEvent::String(s) => (s, false),
+            JsonEvent::Key(k) => (k, true),
+            _ => continue,
         };
-        let (cell, output, skip) = location(reader.path());
-        if !skip && !string.is_empty() {
-            out.push(&string, cell, output);
+        let path = reader.path();
+        let (cell, output, skip) = location(path);
+        if skip || string.is_empty() {
+            continue;
         }
+        if is_key {
+            // The key is the last item of the path by now: its object is the path before.
+            if !keyed(&path[..path.len().saturating_sub(1)]) {
+                continue;
+            }
+            key_pushed = true;
+        }
+        out.push(&string, cell, output, after_key && !is_key);
     }
     Some(out)
+}
+
+/// Whether the keys of the object at `path` are written before their values: objects that
+/// hold data (metadata, widget state, JSON outputs), not the notebook's own structure, so
+/// that rules which need a key's name (`wandb_api_key`) see it beside its value.
+fn keyed(path: &[PathItem]) -> bool {
+    path.iter().enumerate().any(|(i, item)| match item {
+        PathItem::Key(k) if k == "metadata" => true,
+        PathItem::Key(mime) => {
+            let in_data =
+                matches!(path.get(i.wrapping_sub(1)), Some(PathItem::Key(d)) if d == "data");
+            in_data && i > 0 && (mime.ends_with("/json") || mime.ends_with("+json"))
+        }
+        PathItem::Index(_) => false,
+    })
 }
 
 fn location(path: &[PathItem]) -> (Option<usize>, Option<usize>, bool) {
@@ -467,5 +503,35 @@ mod tests {
     fn invalid_json_is_not_a_notebook() {
         assert!(decode(br#"{"cells": [ {"source": "x"#).is_none());
         assert!(decode(&[b'['; 10_000]).is_none(), "deep nesting is bounded");
+    }
+
+    #[test]
+    fn data_keys_are_written_before_their_values_and_structure_keys_are_not() {
+        let nb = br#"{"cells": [{"cell_type": "code", "source": "x = 1", "outputs": [
+            {"output_type": "display_data", "data": {"application/json": {"w": {"api_key": "v1"}},
+             "text/plain": "t"}}]}],
+          "metadata": {"tracking": {"token": "v2", "n": 3}}, "nbformat": 4, "nbformat_minor": 5}"#;
+        let text = decode(nb).unwrap();
+        let lines: Vec<&str> = std::str::from_utf8(&text.text).unwrap().lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "code",
+                "x = 1",
+                "display_data",
+                "w",
+                "api_key=v1",
+                "t",
+                "tracking",
+                "token=v2",
+                "n"
+            ]
+        );
+        // The value still maps back to its bytes in the file, and the key to its own.
+        let at = text.text.windows(2).position(|w| w == b"v1").unwrap();
+        let raw = text.raw_offset(at).unwrap();
+        assert_eq!(&nb[raw..raw + 2], b"v1");
+        let key = text.raw_offset(at - "api_key=".len()).unwrap();
+        assert_eq!(&nb[key..key + 7], b"api_key");
     }
 }
