@@ -541,3 +541,46 @@ fn reports_do_not_depend_on_threads_or_packing() {
     let first = all.iter().find(|(s, _)| *s == moved).unwrap();
     assert_eq!(first.1[0].0, c_first);
 }
+
+#[test]
+fn history_reads_mlflow_params_under_their_name_and_counts_lfs_pointers() {
+    let mut f = Fake::new(512);
+    let key = f.string(b"0123456789abcdef", 40);
+    let mut r = Repo::new();
+    let run = "mlruns/1/0123456789abcdef0123456789abcdef";
+    r.write(&format!("{run}/params/wandb_api_key"), &key);
+    // The same value elsewhere says nothing of what it is.
+    r.write("notes/value.txt", &key);
+    r.write(
+        "weights/model.safetensors",
+        "version https://git-lfs.github.com/spec/v1\n\
+         oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n\
+         size 268435456\n",
+    );
+    r.commit("run");
+    let o = trawl([
+        "git",
+        r.path().to_str().unwrap(),
+        "-f",
+        "json",
+        "--show-secrets",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!(findings[0]["rule"], "wandb.api-key");
+    assert_eq!(findings[0]["secret"], key.as_str());
+    // One blob in history is scanned once, under the first path it is met at.
+    let l = &findings[0]["locations"][0];
+    assert_eq!(l["key"], "wandb_api_key");
+    assert_eq!(l["line"], 1);
+    assert!(
+        l["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("params/wandb_api_key"),
+        "{l}"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("1 Git LFS pointer not scanned"), "{err}");
+}
