@@ -377,6 +377,58 @@ fn pickled_dict_values_are_read_with_their_key() {
 }
 
 #[test]
+fn pickled_object_state_and_protocol_0_dicts_give_key_and_offset() {
+    // Issue 12, point 1: an object's `__dict__` (NEWOBJ, SETITEMS, BUILD), a protocol-0 dict
+    // as `pickle.dumps(d, 0)` writes it (SETITEM) and one written as MARK ... DICT are found
+    // with the key, at the offset of the opcode that holds the value.
+    let mut f = Fake::new(1203);
+    let aws = f.alnum(40);
+    let (w1, w2) = (
+        f.string(b"0123456789abcdef", 40),
+        f.string(b"0123456789abcdef", 40),
+    );
+    let mut obj =
+        b"\x80\x02cm\nCreds\nq\x00)\x81q\x01}q\x02(X\x15\x00\x00\x00aws_secret_access_keyq\x03"
+            .to_vec();
+    let obj_at = obj.len();
+    obj.extend(b"X\x28\x00\x00\x00");
+    obj.extend(aws.as_bytes());
+    obj.extend(b"q\x04ub.");
+    let setitem = format!("(dp0\nVWANDB_API_KEY\np1\nV{w1}\np2\ns.");
+    let dict = format!("(Vmode\np0\nVonline\np1\nVWANDB_API_KEY\np2\nV{w2}\np3\nd.");
+    let t = Tree::new();
+    t.write("state.pkl", &obj);
+    t.write("setitem.pkl", &setitem);
+    t.write("dict.pkl", &dict);
+    let (code, locs, err) = locations(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    let mut found: Vec<(String, String, u64)> = locs
+        .iter()
+        .filter(|l| !l["key"].is_null())
+        .map(|l| {
+            let path = l["path"].as_str().unwrap().to_string();
+            (
+                path,
+                l["key"].as_str().unwrap().to_string(),
+                l["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    let at = |text: &str, value: &str| text.find(&format!("V{value}")).unwrap() as u64;
+    let want = [
+        ("dict.pkl", "WANDB_API_KEY", at(&dict, &w2)),
+        ("setitem.pkl", "WANDB_API_KEY", at(&setitem, &w1)),
+        ("state.pkl", "aws_secret_access_key", obj_at as u64),
+    ];
+    let want: Vec<(String, String, u64)> = want
+        .iter()
+        .map(|(p, k, o)| (p.to_string(), k.to_string(), *o))
+        .collect();
+    assert_eq!(found, want);
+}
+
+#[test]
 fn one_long_key_under_a_million_values_does_not_multiply_memory() {
     // Two 1,000-byte keys memoized once and given in turn to 1,000,000 one-byte values
     // (`SETITEM` each, 10 MB of pickle): copied for every value they would take 1 GB, and

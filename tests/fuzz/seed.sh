@@ -68,5 +68,14 @@ put("notebook", "hostile-many-strings.ipynb", json.dumps(nb).encode())
 put("scan_content", "hostile-front-matter.md",
     b"---\n" + b"".join(b"k%d: AKIAQYLPMN5HHHF%05d\n" % (i, i) for i in range(200)) + b"---\n# card\n")
 put("scan_content", "hostile-joined-ids.txt", b"/".join(b"AKIAQYLPMN5HHHF%05d" % i for i in range(200)))
+# A joblib NumpyArrayWrapper whose shape claims 2**62 x 2**62 float32 elements, then a string.
+s = lambda t: b"\x8c" + bytes([len(t)]) + t
+dtype = s(b"numpy") + s(b"dtype") + b"\x93" + s(b"f4") + b"\x89\x88\x87R(K\x03" + s(b"<") + \
+    b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+big = b"\x8a\x08" + (1 << 62).to_bytes(8, "little")
+put("pickle", "hostile-joblib-shape",
+    b"\x80\x04}(" + s(b"a") + s(b"joblib.numpy_pickle") + s(b"NumpyArrayWrapper") + b"\x93)\x81}(" +
+    s(b"shape") + big + big + b"\x86" + s(b"order") + s(b"C") + s(b"dtype") + dtype +
+    s(b"numpy_array_alignment_bytes") + b"K\x10ub\x00" + b"\x00" * 16 + s(b"after") + s(b"x") + b"u.")
 PY
 echo "hostile seeds added"

@@ -5,7 +5,9 @@
 //! through `PUT`/`MEMOIZE` and later `GET`s), and the opcodes that call it (`REDUCE`, `OBJ`,
 //! `NEWOBJ`, `NEWOBJ_EX`, `INST`, `BUILD`) are attributed to it. Pickles stored back to back are
 //! all walked; a truncated or malformed stream still reports what came before the break, because
-//! a real unpickler has already run that part. [`judge`] classifies an import against an allowlist
+//! a real unpickler has already run that part. joblib files, which hold each numpy array's bytes
+//! (or a nested pickle) right after the `BUILD` of its `NumpyArrayWrapper`, are walked past
+//! each array, sized from the wrapper's shape and dtype. [`judge`] classifies an import against an allowlist
 //! of what honest checkpoints use and a blocklist by family; anything else is
 //! [`ImportVerdict::Unknown`]. Nothing is imported or called, and [`PickleLimits`] bound time and
 //! memory on hostile input.
@@ -14,11 +16,17 @@
 //! the anomaly goes to [`PickleReport::errors`] and the walk goes on. CPython stops at such a
 //! point, so going on can only report more than a real load would reach, never less.
 
+mod collect;
+mod joblib;
+mod objects;
+#[cfg(test)]
+mod objects_tests;
 mod opcodes;
 mod policy;
 mod strings;
 #[cfg(test)]
 mod tests;
+mod values;
 mod vm;
 
 pub use policy::judge;
@@ -63,8 +71,10 @@ pub struct PickleString {
     /// The decoded value: UTF-8 for text opcodes, raw bytes for bytes and protocol-0/1 strings
     /// (escapes of protocol-0 `STRING`, `\u` escapes of `UNICODE` decoded).
     pub value: Vec<u8>,
-    /// The dict key the value was stored under (`SETITEM`, `SETITEMS`), when a string; shared,
-    /// as a pickle may give one key (from its memo) to many values.
+    /// The key the value was stored under, when a string: a dict key (`SETITEM`, `SETITEMS`,
+    /// `DICT`; an object's state dict and slot state, so an attribute name; keyword arguments
+    /// of `NEWOBJ_EX`), or the first item of a `(key, value)` pair given to `dict` or
+    /// `OrderedDict`. Shared, as a pickle may give one key (from its memo) to many values.
     pub key: Option<Arc<str>>,
 }
 

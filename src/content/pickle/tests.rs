@@ -623,3 +623,32 @@ fn dict_values_keep_their_string_keys() {
         assert_eq!(keyed, want);
     }
 }
+
+#[test]
+fn training_args_imports_are_allowed_and_nothing_near_them() {
+    // What transformers 5.25 / accelerate 1.16 pickle into training_args.bin.
+    for (module, name) in [
+        ("transformers.training_args", "TrainingArguments"),
+        ("transformers.training_args", "OptimizerNames"),
+        ("transformers.trainer_utils", "SchedulerType"),
+        ("transformers.trainer_utils", "IntervalStrategy"),
+        ("transformers.trainer_utils", "SaveStrategy"),
+        ("transformers.trainer_utils", "HubStrategy"),
+        ("transformers.trainer_pt_utils", "AcceleratorConfig"),
+        ("accelerate.state", "PartialState"),
+        ("accelerate.utils.dataclasses", "DistributedType"),
+        ("torch", "device"),
+    ] {
+        assert_eq!(judge(module, name), ImportVerdict::Safe, "{module}.{name}");
+    }
+    // Only those: other names of the same modules stay unknown.
+    for (module, name) in [
+        ("transformers.training_args", "TrainingArguments.__init__"),
+        ("transformers.trainer_utils", "set_seed"),
+        ("transformers", "pipeline"),
+        ("accelerate.state", "AcceleratorState"),
+        ("accelerate.utils.dataclasses", "DeepSpeedPlugin"),
+    ] {
+        assert_ne!(judge(module, name), ImportVerdict::Safe, "{module}.{name}");
+    }
+}

@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::objects::Kind;
 use super::opcodes::op_name;
-use super::policy::{is_identifier, judge, INDIRECTION};
-use super::strings::{is_float_text, is_int_text, raw_unicode_unescape, truncate_chars, unescape};
-use super::{ImportVerdict, PickleImport, PickleLimits, PickleReport, PickleString};
+use super::strings::{is_float_text, is_int_text, raw_unicode_unescape, unescape};
+use super::values::Value;
+use super::{PickleLimits, PickleReport};
 
 pub(super) const PROTOCOL_MAX: u8 = 5;
 /// Longest string kept on the emulated stack as a possible module or name for `STACK_GLOBAL`.
 pub(super) const NAME_CAP: usize = 1024;
 /// Distinct imports recorded; a stream naming more is hostile.
-const MAX_IMPORTS: usize = 100_000;
+pub(super) const MAX_IMPORTS: usize = 100_000;
 /// Error messages recorded; the rest are counted in one final message.
 pub(super) const MAX_ERRORS: usize = 100;
 /// Opcodes [`looks_like_pickle`] decodes before claiming data (that builds something).
@@ -22,20 +23,6 @@ pub(super) const SNIFF_OPS: usize = 16;
 /// Valid opcodes before the end of the data that let a prefix be claimed.
 pub(super) const SNIFF_MIN_OPS: usize = 3;
 pub(super) const UNRESOLVED: &str = "<unresolved>";
-
-/// A value on the emulated stack or in the memo.
-#[derive(Debug, Clone)]
-enum Value {
-    /// A short string or bytes constant, a possible `STACK_GLOBAL` operand or dict key, with
-    /// its index in the report's strings (when recorded).
-    Str(Rc<str>, Option<usize>),
-    /// A string constant too long to be a name: its index in the report's strings.
-    Long(usize),
-    /// An imported callable: its index in the report's imports.
-    Global(usize),
-    /// Anything else.
-    Opaque,
-}
 
 /// Why the walk of one pickle stopped before its `STOP`.
 pub(super) enum Halt {
@@ -51,12 +38,14 @@ pub(super) type Step<T> = Result<T, Halt>;
 
 /// The emulator: decodes opcodes one at a time and keeps a stack, marks and memo.
 pub(super) struct Walker<'d> {
-    data: &'d [u8],
+    pub(super) data: &'d [u8],
     pub(super) pos: usize,
-    limits: PickleLimits,
+    pub(super) limits: PickleLimits,
     /// Sniffing: every anomaly is fatal and nothing is collected.
-    strict: bool,
-    stack: Vec<Value>,
+    pub(super) strict: bool,
+    /// Walking the nested pickle of a joblib object array.
+    pub(super) nested: bool,
+    pub(super) stack: Vec<Value>,
     /// Stack lengths at each open `MARK`.
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
@@ -66,13 +55,24 @@ pub(super) struct Walker<'d> {
     memo_unreliable: bool,
     ops: usize,
     pub(super) report: PickleReport,
-    import_ids: HashMap<(String, String), usize>,
-    imports_capped: bool,
+    pub(super) import_ids: HashMap<(String, String), usize>,
+    /// What each import builds when called, by import index.
+    pub(super) kinds: Vec<Kind>,
+    pub(super) imports_capped: bool,
     /// The one string value that sniffing pushes.
-    empty: Rc<str>,
+    pub(super) empty: Rc<str>,
     /// Dict keys given to string values, shared by every value under the same key.
-    keys: HashMap<usize, (Rc<str>, Arc<str>)>,
+    pub(super) keys: HashMap<usize, (Rc<str>, Arc<str>)>,
     errors_omitted: usize,
+}
+
+/// The stack, marks and memo of a pickle put aside while a nested one is walked.
+pub(super) struct Saved {
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u64, Value>,
+    memo_full: bool,
+    memo_unreliable: bool,
 }
 
 impl<'d> Walker<'d> {
@@ -82,6 +82,7 @@ impl<'d> Walker<'d> {
             pos: 0,
             limits,
             strict,
+            nested: false,
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
@@ -91,6 +92,7 @@ impl<'d> Walker<'d> {
             ops: 0,
             report: PickleReport::default(),
             import_ids: HashMap::new(),
+            kinds: Vec::new(),
             imports_capped: false,
             empty: Rc::from(""),
             errors_omitted: 0,
@@ -113,8 +115,30 @@ impl<'d> Walker<'d> {
         self.memo_unreliable = false;
     }
 
+    /// Puts the current pickle's stack, marks and memo aside and starts fresh ones.
+    pub(super) fn save(&mut self) -> Saved {
+        let saved = Saved {
+            stack: std::mem::take(&mut self.stack),
+            marks: std::mem::take(&mut self.marks),
+            memo: std::mem::take(&mut self.memo),
+            memo_full: self.memo_full,
+            memo_unreliable: self.memo_unreliable,
+        };
+        self.reset();
+        saved
+    }
+
+    /// Takes back what [`save`](Self::save) put aside.
+    pub(super) fn restore(&mut self, saved: Saved) {
+        self.stack = saved.stack;
+        self.marks = saved.marks;
+        self.memo = saved.memo;
+        self.memo_full = saved.memo_full;
+        self.memo_unreliable = saved.memo_unreliable;
+    }
+
     /// Records an error message, within [`MAX_ERRORS`]; the message is only built when kept.
-    fn error(&mut self, message: impl FnOnce() -> String) {
+    pub(super) fn error(&mut self, message: impl FnOnce() -> String) {
         if self.report.errors.len() < MAX_ERRORS {
             self.report.errors.push(message());
         } else {
@@ -140,7 +164,7 @@ impl<'d> Walker<'d> {
         Ok(())
     }
 
-    fn broken(&self, at: usize, op: &str, message: &str) -> Halt {
+    pub(super) fn broken(&self, at: usize, op: &str, message: &str) -> Halt {
         Halt::Broken(format!("offset {at}: {op}: {message}"))
     }
 
@@ -165,7 +189,7 @@ impl<'d> Walker<'d> {
     }
 
     /// A protocol-0 argument: the bytes up to the next newline, which is consumed.
-    fn line(&mut self) -> Step<&'d [u8]> {
+    pub(super) fn line(&mut self) -> Step<&'d [u8]> {
         let rest = &self.data[self.pos..];
         match memchr::memchr(b'\n', rest) {
             Some(end) => {
@@ -202,7 +226,7 @@ impl<'d> Walker<'d> {
             .min(self.stack.len())
     }
 
-    fn push(&mut self, value: Value) -> Step<()> {
+    pub(super) fn push(&mut self, value: Value) -> Step<()> {
         if self.stack.len() + self.marks.len() >= self.limits.max_stack {
             return Err(Halt::Limit(format!(
                 "offset {}: stack limit of {} items reached",
@@ -280,143 +304,6 @@ impl<'d> Walker<'d> {
         }
     }
 
-    // --- Collecting.
-
-    /// A dict item (`SETITEM`, `SETITEMS`): a string value under a string key keeps the key,
-    /// so that rules that need the name (`aws_secret_access_key`) see it.
-    fn pair(&mut self, key: &Value, value: &Value) {
-        let (Value::Str(key, _), Value::Str(_, Some(i)) | Value::Long(i)) = (key, value) else {
-            return;
-        };
-        if key.is_empty() || self.report.strings.get(*i).is_none_or(|s| s.key.is_some()) {
-            return;
-        }
-        // One shared copy per key: a memoized key given to many values is not copied for each.
-        // Keyed by the `Rc`'s address, which the entry keeps alive; every distinct key is a
-        // string of the input, so the copies add up to no more than the input.
-        let id = Rc::as_ptr(key).cast::<u8>() as usize;
-        let shared = Arc::clone(
-            &self
-                .keys
-                .entry(id)
-                .or_insert_with(|| (Rc::clone(key), Arc::from(&**key)))
-                .1,
-        );
-        self.report.strings[*i].key = Some(shared);
-    }
-
-    /// Records a string constant and returns its stack value.
-    fn string(&mut self, at: usize, bytes: &[u8]) -> Value {
-        let mut index = None;
-        if !self.strict && !bytes.is_empty() {
-            let kept = &bytes[..bytes.len().min(self.limits.max_string)];
-            index = Some(self.report.strings.len());
-            self.report.strings.push(PickleString {
-                offset: at,
-                value: kept.to_vec(),
-                key: None,
-            });
-        }
-        if self.strict {
-            // Sniffing only needs to know that it is a string.
-            Value::Str(Rc::clone(&self.empty), None)
-        } else if bytes.len() <= NAME_CAP {
-            Value::Str(Rc::from(String::from_utf8_lossy(bytes).as_ref()), index)
-        } else {
-            index.map_or(Value::Opaque, Value::Long)
-        }
-    }
-
-    /// A length-prefixed string constant; a short read still records what is there.
-    fn counted_string(&mut self, at: usize, len: u64) -> Step<()> {
-        let rest = &self.data[self.pos..];
-        match usize::try_from(len) {
-            Ok(len) if len <= rest.len() => {
-                self.pos += len;
-                let value = self.string(at, &rest[..len]);
-                self.push(value)
-            }
-            _ => {
-                self.string(at, rest);
-                self.pos = self.data.len();
-                Err(Halt::Eof)
-            }
-        }
-    }
-
-    /// Records an import and returns its stack value.
-    fn import(&mut self, at: usize, module: &str, name: &str, called: bool) -> Value {
-        self.import_named(at, module, name, called, true)
-    }
-
-    /// Records an import whose module or name may be unknown (`resolved` false): a name
-    /// computed at load time is indirection whatever the part that is known.
-    fn import_named(
-        &mut self,
-        at: usize,
-        module: &str,
-        name: &str,
-        called: bool,
-        resolved: bool,
-    ) -> Value {
-        if self.strict {
-            return Value::Opaque;
-        }
-        let module = truncate_chars(module, NAME_CAP);
-        let name = truncate_chars(name, NAME_CAP);
-        let key = (module.to_owned(), name.to_owned());
-        if let Some(&index) = self.import_ids.get(&key) {
-            self.report.imports[index].called |= called;
-            return Value::Global(index);
-        }
-        if self.report.imports.len() >= MAX_IMPORTS {
-            if !self.imports_capped {
-                self.imports_capped = true;
-                self.error(|| {
-                    format!(
-                        "offset {at}: more than {MAX_IMPORTS} distinct imports are not recorded"
-                    )
-                });
-            }
-            return Value::Opaque;
-        }
-        let mut verdict = judge(module, name);
-        if !resolved && !matches!(verdict, ImportVerdict::Dangerous(_)) {
-            verdict = ImportVerdict::Dangerous(INDIRECTION);
-        }
-        let index = self.report.imports.len();
-        self.report.imports.push(PickleImport {
-            offset: at,
-            module: key.0.clone(),
-            name: key.1.clone(),
-            called,
-            verdict,
-        });
-        self.import_ids.insert(key, index);
-        Value::Global(index)
-    }
-
-    /// Marks the callable consumed by a call opcode.
-    fn call(&mut self, callable: &Value) {
-        if let Value::Global(index) = *callable {
-            if let Some(import) = self.report.imports.get_mut(index) {
-                import.called = true;
-            }
-        }
-    }
-
-    /// The `module` and `name` lines of `GLOBAL` and `INST`.
-    fn name_lines(&mut self, at: usize, op: &'static str) -> Step<(String, String)> {
-        let module = self.line()?;
-        let name = self.line()?;
-        if self.strict && !(is_dotted_identifier(module) && is_dotted_identifier(name)) {
-            return Err(self.broken(at, op, "not an identifier"));
-        }
-        let cap =
-            |line: &[u8]| String::from_utf8_lossy(&line[..line.len().min(NAME_CAP)]).into_owned();
-        Ok((cap(module), cap(name)))
-    }
-
     // --- One opcode.
 
     /// Decodes and emulates one opcode; true after `STOP`.
@@ -483,16 +370,18 @@ impl<'d> Walker<'d> {
                 if !is_int_text(digits) {
                     self.anomaly(at, name, "not an integer")?;
                 }
-                self.push(Value::Opaque)?;
+                self.push(int_text(digits))?;
             }
-            b'J' | b'K' | b'M' | b'G' => {
-                let width = match op {
-                    b'J' => 4,
-                    b'K' => 1,
-                    b'M' => 2,
-                    _ => 8,
-                };
-                self.fixed(width)?;
+            b'J' => {
+                let bytes = self.fixed(4)?;
+                self.push(long_bytes(bytes))?;
+            }
+            b'K' | b'M' => {
+                let n = self.uint(if op == b'K' { 1 } else { 2 })?;
+                self.push(Value::Int(n as i64))?;
+            }
+            b'G' => {
+                self.fixed(8)?;
                 self.push(Value::Opaque)?;
             }
             0x8a | 0x8b => {
@@ -505,10 +394,14 @@ impl<'d> Walker<'d> {
                     return Err(self.broken(at, name, "negative byte count"));
                 }
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
-                self.fixed(len)?;
-                self.push(Value::Opaque)?;
+                let bytes = self.fixed(len)?;
+                self.push(long_bytes(bytes))?;
             }
-            b'N' | 0x88 | 0x89 | b'}' | b']' | b')' | 0x8f | 0x97 => self.push(Value::Opaque)?,
+            b'N' => self.push(Value::None)?,
+            b')' => self.push(Value::tuple(Vec::new()))?,
+            b'}' => self.push(self.new_dict())?,
+            b']' => self.push(self.new_list())?,
+            0x88 | 0x89 | 0x8f | 0x97 => self.push(Value::Opaque)?,
             b'P' => {
                 let line = self.line()?;
                 if !line.is_ascii() {
@@ -522,10 +415,11 @@ impl<'d> Walker<'d> {
                 self.push(Value::Opaque)?;
             }
             b'R' => {
-                self.pop(at, name)?;
+                let args = self.pop(at, name)?;
                 let callable = self.pop(at, name)?;
                 self.call(&callable);
-                self.push(Value::Opaque)?;
+                let value = self.reduce(&callable, &args);
+                self.push(value)?;
             }
             b'S' => {
                 let line = self.line()?;
@@ -569,17 +463,25 @@ impl<'d> Walker<'d> {
                 self.counted_string(at, len)?;
             }
             b'a' => {
-                self.pop(at, name)?;
-                self.top(at, name)?;
+                let item = self.pop(at, name)?;
+                let target = self.top(at, name)?;
+                self.append(&target, std::slice::from_ref(&item));
             }
-            b'e' | 0x90 => {
+            b'e' => {
+                let start = self.pop_mark(at, name)?;
+                let items = self.stack.split_off(start);
+                let target = self.top(at, name)?;
+                self.append(&target, &items);
+            }
+            0x90 => {
                 self.drop_mark(at, name)?;
                 self.top(at, name)?;
             }
             b'b' => {
-                self.pop(at, name)?;
+                let state = self.pop(at, name)?;
                 let target = self.top(at, name)?;
                 self.call(&target);
+                self.build(at, &target, &state)?;
             }
             b'c' => {
                 let (module, global) = self.name_lines(at, name)?;
@@ -588,9 +490,9 @@ impl<'d> Walker<'d> {
             }
             b'i' => {
                 let (module, global) = self.name_lines(at, name)?;
-                self.import(at, &module, &global, true);
+                let class = self.import(at, &module, &global, true);
                 self.drop_mark(at, name)?;
-                self.push(Value::Opaque)?;
+                self.push(self.instance(&class))?;
             }
             0x93 => {
                 let global = self.pop(at, name)?;
@@ -621,47 +523,63 @@ impl<'d> Walker<'d> {
                 let value = self.import(at, "<extension>", &code.to_string(), false);
                 self.push(value)?;
             }
-            b'd' => {
-                if self.drop_mark(at, name)? % 2 != 0 {
-                    self.anomaly(at, name, "odd number of items")?;
-                }
-                self.push(Value::Opaque)?;
-            }
-            b'l' | b't' | 0x91 => {
-                self.drop_mark(at, name)?;
-                self.push(Value::Opaque)?;
-            }
-            0x85..=0x87 => {
-                for _ in 0..(op - 0x84) {
-                    self.pop(at, name)?;
-                }
-                self.push(Value::Opaque)?;
-            }
-            b's' => {
-                let value = self.pop(at, name)?;
-                let key = self.pop(at, name)?;
-                self.pair(&key, &value);
-                self.top(at, name)?;
-            }
-            b'u' => {
+            b'd' | b'u' => {
                 let start = self.pop_mark(at, name)?;
                 let items = self.stack.split_off(start);
                 if items.len() % 2 != 0 {
                     self.anomaly(at, name, "odd number of items")?;
                 }
+                let target = if op == b'd' {
+                    self.new_dict()
+                } else {
+                    self.top(at, name)?
+                };
                 for pair in items.chunks_exact(2) {
-                    self.pair(&pair[0], &pair[1]);
+                    self.set_item(&target, &pair[0], &pair[1]);
                 }
-                self.top(at, name)?;
+                if op == b'd' {
+                    self.push(target)?;
+                }
+            }
+            b'l' => {
+                let start = self.pop_mark(at, name)?;
+                let items = self.stack.split_off(start);
+                let list = self.new_list();
+                self.append(&list, &items);
+                self.push(list)?;
+            }
+            b't' => {
+                let start = self.pop_mark(at, name)?;
+                let items = self.stack.split_off(start);
+                self.push(Value::tuple(items))?;
+            }
+            0x91 => {
+                self.drop_mark(at, name)?;
+                self.push(Value::Opaque)?;
+            }
+            0x85..=0x87 => {
+                let mut items = Vec::with_capacity(3);
+                for _ in 0..(op - 0x84) {
+                    items.push(self.pop(at, name)?);
+                }
+                items.reverse();
+                self.push(Value::tuple(items))?;
+            }
+            b's' => {
+                let value = self.pop(at, name)?;
+                let key = self.pop(at, name)?;
+                let target = self.top(at, name)?;
+                self.set_item(&target, &key, &value);
             }
             b'o' => {
                 let start = self.pop_mark(at, name)?;
-                match self.stack.get(start).cloned() {
-                    Some(class) => self.call(&class),
+                let class = self.stack.get(start).cloned();
+                match &class {
+                    Some(class) => self.call(class),
                     None => self.anomaly(at, name, "no class to instantiate")?,
                 }
                 self.stack.truncate(start);
-                self.push(Value::Opaque)?;
+                self.push(class.map_or(Value::Opaque, |c| self.instance(&c)))?;
             }
             0x81 | 0x92 => {
                 if op == 0x92 {
@@ -670,7 +588,7 @@ impl<'d> Walker<'d> {
                 self.pop(at, name)?;
                 let class = self.pop(at, name)?;
                 self.call(&class);
-                self.push(Value::Opaque)?;
+                self.push(self.instance(&class))?;
             }
             b'g' => {
                 let key = self.decimal_line(at, name)?;
@@ -723,6 +641,25 @@ impl<'d> Walker<'d> {
     }
 }
 
-fn is_dotted_identifier(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|s| s.split('.').all(is_identifier))
+/// The value of a protocol-0 `INT`/`LONG` argument: decimal, else opaque (CPython also takes
+/// other bases, which honest pickles never write).
+fn int_text(digits: &[u8]) -> Value {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map_or(Value::Opaque, Value::Int)
+}
+
+/// The value of a little-endian two's complement integer (`BININT`, `LONG1`, `LONG4`):
+/// opaque past 8 bytes.
+fn long_bytes(bytes: &[u8]) -> Value {
+    let Some(&last) = bytes.last() else {
+        return Value::Int(0);
+    };
+    if bytes.len() > 8 {
+        return Value::Opaque;
+    }
+    let mut full = if last & 0x80 != 0 { [0xff; 8] } else { [0; 8] };
+    full[..bytes.len()].copy_from_slice(bytes);
+    Value::Int(i64::from_le_bytes(full))
 }
