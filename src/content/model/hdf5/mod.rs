@@ -205,7 +205,12 @@ impl Walk<'_> {
                 format::MSG_ATTRIBUTE => self.attribute(m, path),
                 format::MSG_LINK => {
                     if let Some((name, child)) = format::hard_link(&self.f, m) {
-                        children.push((child, join(path, &self.f.data[name.0..name.1])));
+                        let name = &self.f.data[name.0..name.1];
+                        // Paths are copied once per child: their bytes count as work.
+                        if !self.spend((path.len() + name.len().min(MAX_NAME)) as u64) {
+                            break;
+                        }
+                        children.push((child, join(path, name)));
                     }
                 }
                 format::MSG_SYMBOL_TABLE => self.symbol_table(m, path, &mut children),
@@ -293,6 +298,10 @@ impl Walk<'_> {
                 return;
             }
             let e = a.data.0 + i * size;
+            // A long path copied for each of many elements: its bytes count as work.
+            if !self.spend(key.len() as u64) {
+                return;
+            }
             let key = if n == 1 {
                 key.clone()
             } else {
@@ -421,8 +430,17 @@ impl Walk<'_> {
         }
         let first = value.iter().find(|b| !b.is_ascii_whitespace());
         if matches!(first, Some(b'{' | b'[')) {
-            if let Some(parts) = json_strings(&d[..start + len], start, &key) {
+            let mut budget = self.string_max.saturating_sub(self.string_bytes);
+            if let Some(parts) = json_strings(&d[..start + len], start, &key, &mut budget) {
                 self.out.strings.extend(parts);
+                self.string_bytes = self.string_max.saturating_sub(budget);
+                if budget == 0 {
+                    self.skip(format!(
+                        "JSON keys of more than {} bytes (deep paths over many values): the rest are not read",
+                        self.string_max
+                    ));
+                    self.stopped = true;
+                }
                 return;
             }
         }
@@ -525,14 +543,18 @@ impl Walk<'_> {
                 continue;
             };
             let name = &name[..name.len().min(MAX_NAME)];
+            if !self.spend((path.len() + name.len()) as u64) {
+                return;
+            }
             children.push((object, join(path, name)));
         }
     }
 }
 
 /// The strings (values and keys) of the JSON text ending at `data.len()`, from `start`, keyed
-/// `key.<dotted path>`; `None` when it is not well-formed JSON.
-fn json_strings(data: &[u8], start: usize, key: &str) -> Option<Vec<MetaString>> {
+/// `key.<dotted path>`; `None` when it is not well-formed JSON. The keys' bytes are taken from
+/// `budget`: when it runs out, the strings so far are given and `budget` is 0.
+fn json_strings(data: &[u8], start: usize, key: &str, budget: &mut u64) -> Option<Vec<MetaString>> {
     let mut reader = JsonReader::new(data, start, JSON_MAX_DEPTH);
     let mut out = Vec::new();
     while let Some(event) = reader.next().ok()? {
@@ -545,6 +567,12 @@ fn json_strings(data: &[u8], start: usize, key: &str) -> Option<Vec<MetaString>>
             continue;
         }
         let path = dotted(reader.path());
+        let cost = (key.len() + path.len()) as u64;
+        if cost > *budget {
+            *budget = 0;
+            break;
+        }
+        *budget -= cost;
         out.push(MetaString {
             key: if path.is_empty() || path.starts_with('[') {
                 format!("{key}{path}")

@@ -367,3 +367,25 @@ fn dense_storage_is_said_to_be_unread() {
     assert!(found.skipped[0].contains("attributes in dense storage"));
     assert!(found.malformed.is_empty());
 }
+
+#[test]
+fn deep_json_paths_over_many_values_are_bounded() {
+    // 100 keys of 1,000 bytes nest 20,000 values: a 100 kB path for each would be 2 GB of keys.
+    let k = "k".repeat(1000);
+    let mut json = format!("{{\"{k}\": ").repeat(100);
+    json.push('[');
+    json.push_str(&vec!["\"a\""; 20_000].join(","));
+    json.push(']');
+    json.push_str(&"}".repeat(100));
+    let heap = collection(json.len() as u64 + 64, &[json.as_bytes()]);
+    let element = vlen(&[(json.len() as u32, TAIL as u64, 1)]);
+    let file = v3_file(
+        &[(0x0c, attribute("cfg", VLEN_STRING, SCALAR, &element))],
+        &heap,
+    );
+    let found = hdf5_strings(&file).unwrap();
+    let keys: usize = found.strings.iter().map(|s| s.key.len()).sum();
+    assert!(keys as u64 <= file.len() as u64 + (1 << 20), "{keys}");
+    assert_eq!(found.skipped.len(), 1, "{:?}", found.skipped);
+    assert!(found.skipped[0].contains("JSON keys"));
+}
