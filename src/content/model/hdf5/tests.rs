@@ -389,3 +389,19 @@ fn deep_json_paths_over_many_values_are_bounded() {
     assert_eq!(found.skipped.len(), 1, "{:?}", found.skipped);
     assert!(found.skipped[0].contains("JSON keys"));
 }
+
+#[test]
+fn addresses_are_relative_to_the_superblock_after_a_user_block() {
+    let plain = hdf5_strings(SECRET).unwrap();
+    let mut with_block = vec![b'u'; 512];
+    with_block.extend_from_slice(SECRET);
+    let found = hdf5_strings(&with_block).unwrap();
+    quiet(&found);
+    assert_eq!(found.strings.len(), plain.strings.len());
+    for (a, b) in found.strings.iter().zip(&plain.strings) {
+        assert_eq!(
+            (&a.key, &a.value, a.offset),
+            (&b.key, &b.value, b.offset + 512)
+        );
+    }
+}
