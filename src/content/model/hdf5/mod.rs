@@ -47,6 +47,8 @@ const MAX_MESSAGES: usize = 1_000_000;
 const MAX_ELEMENTS: u64 = 1_000_000;
 /// Longest object or attribute name kept (the end of a longer one is dropped).
 const MAX_NAME: usize = 1024;
+/// Broken structures told one by one (the rest are counted in one more warning).
+const MAX_WARNINGS: usize = 20;
 /// How deeply a JSON attribute may nest.
 const JSON_MAX_DEPTH: usize = 128;
 
@@ -84,6 +86,7 @@ pub fn hdf5_strings(data: &[u8]) -> Result<Hdf5Strings, String> {
         messages: 0,
         elements: 0,
         stopped: false,
+        more: 0,
         noted: HashSet::new(),
     };
     let mut visited = HashSet::new();
@@ -110,6 +113,10 @@ pub fn hdf5_strings(data: &[u8]) -> Result<Hdf5Strings, String> {
         }
         stack.extend(children.into_iter().rev().map(|(a, p)| (a, p, depth + 1)));
     }
+    if walk.more > 0 {
+        let more = format!("{} more broken structures", walk.more);
+        walk.out.malformed.push(more);
+    }
     Ok(walk.out)
 }
 
@@ -127,6 +134,8 @@ struct Walk<'a> {
     messages: usize,
     elements: u64,
     stopped: bool,
+    /// Broken structures past [`MAX_WARNINGS`].
+    more: usize,
     /// Kinds of skipped storage already warned about (once each).
     noted: HashSet<&'static str>,
 }
@@ -147,8 +156,13 @@ impl Walk<'_> {
         self.out.skipped.push(msg);
     }
 
+    /// A broken structure: the first [`MAX_WARNINGS`] are told, the rest counted.
     fn broken(&mut self, msg: String) {
-        self.out.malformed.push(msg);
+        if self.out.malformed.len() < MAX_WARNINGS {
+            self.out.malformed.push(msg);
+        } else {
+            self.more += 1;
+        }
     }
 
     /// Warns once per kind about storage that is not read.

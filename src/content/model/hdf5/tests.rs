@@ -405,3 +405,12 @@ fn addresses_are_relative_to_the_superblock_after_a_user_block() {
         );
     }
 }
+
+#[test]
+fn many_broken_attributes_give_few_warnings() {
+    let broken = (0x0c, vec![9u8; 8]); // attribute message version 9
+    let file = v3_file(&vec![broken; 500], b"");
+    let found = hdf5_strings(&file).unwrap();
+    assert_eq!(found.malformed.len(), MAX_WARNINGS + 1);
+    assert_eq!(found.malformed[MAX_WARNINGS], "480 more broken structures");
+}
