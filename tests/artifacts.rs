@@ -181,6 +181,8 @@ fn hostile_artifacts_finish_with_warnings() {
         "hostile_kv_count.gguf",
         "truncated.safetensors",
         "opcodes.pkl",
+        "hostile_cyclic_continuation.h5",
+        "hostile_truncated.h5",
     ] {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }

@@ -160,6 +160,7 @@ pub fn claims(data: &[u8]) -> bool {
         || model::is_gguf(data)
         || pickle::looks_like_pickle(data)
         || model::is_onnx(data)
+        || model::is_hdf5(data)
         || notebook::looks_like_notebook(data)
 }
 
@@ -188,8 +189,16 @@ pub fn decodes_large(head: &[u8]) -> bool {
     if head.starts_with(b"PK\x03\x04") {
         return true;
     }
-    head.starts_with(b"GGUF") || model::is_npy(head) || safetensors_prefix(head)
+    // An HDF5 file (Keras `.h5` weights) is walked by its headers; its datasets are not read.
+    head.starts_with(b"GGUF")
+        || model::is_npy(head)
+        || safetensors_prefix(head)
+        || model::is_hdf5(head)
 }
+
+/// What a Keras `Lambda` layer finding says.
+const KERAS_LAMBDA_MESSAGE: &str =
+    "Keras Lambda layer: the model carries Python code that runs when it is loaded";
 
 /// Members past the limits warned about one by one, per top-level blob.
 const BOMB_WARNINGS: usize = 3;
@@ -320,6 +329,10 @@ impl Context<'_, '_, '_> {
             }
             return;
         }
+        if model::is_hdf5(data) {
+            self.scan_hdf5(data, member);
+            return;
+        }
         if pickle::looks_like_pickle(data) {
             let framed = data.first() == Some(&0x80);
             self.scan_pickle(data, 0, member, framed);
@@ -390,8 +403,33 @@ impl Context<'_, '_, '_> {
                 at,
                 Some(position),
                 member,
-                "Keras Lambda layer: the model carries Python code that runs when it is loaded"
-                    .to_string(),
+                KERAS_LAMBDA_MESSAGE.to_string(),
+            );
+        }
+    }
+
+    /// An HDF5 file (a Keras `.h5` model): its string attributes, the JSON ones by their keys;
+    /// `Lambda` layers of its `model_config`.
+    fn scan_hdf5(&mut self, data: &[u8], member: Option<&str>) {
+        let found = match model::hdf5_strings(data) {
+            Ok(found) => found,
+            Err(e) => return self.warn(member, format!("HDF5: {e}")),
+        };
+        for w in &found.malformed {
+            self.warn(member, format!("HDF5: {w}"));
+        }
+        for w in &found.skipped {
+            self.limit(member, format!("HDF5: {w}"));
+        }
+        self.scan_meta(&found.strings, member);
+        for &at in &found.lambdas {
+            self.unsafe_code(
+                crate::rules::KERAS_LAMBDA,
+                "keras.layers.Lambda",
+                at,
+                None,
+                member,
+                KERAS_LAMBDA_MESSAGE.to_string(),
             );
         }
     }

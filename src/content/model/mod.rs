@@ -7,11 +7,12 @@
 //! dotted key saying where the string sits and the byte offset of its value in the file, so a
 //! finding maps back to the file. Empty strings are not reported.
 //!
-//! One file per format; `keras` finds `Lambda` layers in a Keras `config.json`. The shared
+//! One file per format (`hdf5` a folder: Keras `.h5` models' attributes); `keras` finds `Lambda` layers in a Keras `config.json`. The shared
 //! readers live beside this folder: `json` (positions kept), `protobuf` (wire format, for ONNX)
 //! and `pylit` (Python literals, for `.npy` headers).
 
 mod gguf;
+mod hdf5;
 mod keras;
 mod npy;
 mod onnx;
@@ -19,7 +20,12 @@ mod safetensors;
 #[cfg(test)]
 mod tests;
 
+use std::fmt::Write as _;
+
+use crate::content::json::PathItem;
+
 pub use gguf::{gguf_strings, is_gguf, GgufLimits};
+pub use hdf5::{hdf5_strings, is_hdf5, Hdf5Strings};
 pub use keras::{keras_lambda_offsets, LAMBDA_TOKEN_LEN};
 pub use npy::{is_npy, npy_header, NpyHeader};
 pub use onnx::{is_onnx, onnx_strings};
@@ -47,6 +53,26 @@ pub struct MetaString {
     pub record: Option<u64>,
     /// The table row the string is in (Parquet); the column is `key`.
     pub row: Option<u64>,
+}
+
+/// A JSON path written `a.b[0].c`.
+pub(super) fn dotted(path: &[PathItem]) -> String {
+    let mut key = String::new();
+    for item in path {
+        match item {
+            PathItem::Key(k) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            PathItem::Index(i) => {
+                // Writing to a String cannot fail.
+                let _ = write!(key, "[{i}]");
+            }
+        }
+    }
+    key
 }
 
 pub(super) fn le_u64(data: &[u8], at: usize) -> Option<u64> {
