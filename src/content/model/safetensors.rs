@@ -55,6 +55,10 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
     }
     let mut reader = JsonReader::new(header, 8, SAFETENSORS_MAX_DEPTH);
     let mut out = Vec::new();
+    // Keys are built per string: a header of deep, long keys over many small values would
+    // build far more key bytes than it has. Past the header's own size (plus 1 MiB) of keys,
+    // strings come with the last item of their path only.
+    let mut key_budget = n + (1 << 20);
     while let Some(event) = reader
         .next()
         .map_err(|e| format!("safetensors header: {e}"))?
@@ -70,8 +74,15 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
         if s.is_empty() || is_tensor_field(path) {
             continue;
         }
+        let full: usize = path.iter().map(|item| item_len(item) + 1).sum();
+        let key = if full <= key_budget {
+            key_budget -= full;
+            dotted(path)
+        } else {
+            dotted(&path[path.len().saturating_sub(1)..])
+        };
         out.push(MetaString {
-            key: dotted(path),
+            key,
             offset: s.start(),
             value: s.value().into_owned(),
             is_key,
@@ -80,6 +91,14 @@ pub fn safetensors_strings(data: &[u8], max_header: usize) -> Result<Vec<MetaStr
         });
     }
     Ok(out)
+}
+
+/// The bytes a path item takes in a dotted key (an index counts 20, its longest).
+fn item_len(item: &PathItem) -> usize {
+    match item {
+        PathItem::Key(k) => k.len(),
+        PathItem::Index(_) => 20,
+    }
 }
 
 /// True inside the `dtype`, `shape` or `data_offsets` field of a tensor entry (a top-level

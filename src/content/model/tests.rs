@@ -755,3 +755,27 @@ fn npy_malformed() {
 
 // Random and mutated input: `tests/robustness.rs`.
 mod robustness;
+
+#[test]
+fn safetensors_keys_are_bounded_by_the_header_size() {
+    // 60 levels of 10 kB keys, then an array of 100,000 strings: full keys would take 60 GB.
+    let mut header = String::from("{\"__metadata__\": ");
+    for i in 0..60 {
+        header.push_str(&format!("{{\"{}{i}\": ", "k".repeat(10_000)));
+    }
+    header.push('[');
+    header.push_str(&vec!["\"v\""; 100_000].join(","));
+    header.push(']');
+    header.push_str(&"}".repeat(61));
+    let file = safetensors_file(&header, 0);
+    let strings = safetensors_strings(&file, 100 << 20).unwrap();
+    let values: Vec<_> = strings.iter().filter(|s| !s.is_key).collect();
+    assert_eq!(values.len(), 100_000);
+    let key_bytes: usize = strings.iter().map(|s| s.key.len()).sum();
+    assert!(
+        key_bytes < 2 * file.len() + (4 << 20),
+        "{key_bytes} key bytes"
+    );
+    // Past the budget, a string keeps the last item of its path.
+    assert_eq!(values[99_999].key, "[99999]");
+}
