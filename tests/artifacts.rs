@@ -181,6 +181,10 @@ fn hostile_artifacts_finish_with_warnings() {
         "hostile_kv_count.gguf",
         "truncated.safetensors",
         "opcodes.pkl",
+        "parquet/truncated.parquet",
+        "parquet/lying_footer.parquet",
+        "parquet/garbled_footer.parquet",
+        "parquet/corrupt_pages.parquet",
     ] {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }
