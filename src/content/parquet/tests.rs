@@ -136,6 +136,8 @@ struct Tiny {
     num_rows: i64,
     /// The footer's schema list, header included.
     schema: Vec<u8>,
+    /// Key/value metadata of the footer.
+    key_values: Vec<(&'static [u8], &'static [u8])>,
 }
 
 /// PLAIN byte arrays: a 4-byte length, then the bytes.
@@ -180,6 +182,7 @@ impl Tiny {
             num_values: values.len() as i32,
             num_rows: values.len() as i64,
             schema: flat_schema(),
+            key_values: Vec::new(),
         }
     }
 
@@ -237,6 +240,16 @@ impl Tiny {
         i64_field(&mut meta, &mut rg, 2, chunk_len);
         i64_field(&mut meta, &mut rg, 3, self.num_rows);
         meta.push(0); // RowGroup
+        if !self.key_values.is_empty() {
+            field(&mut meta, &mut last, 5, 9);
+            list_header(&mut meta, 12, self.key_values.len());
+            for (k, v) in &self.key_values {
+                let mut kv = 0;
+                binary_field(&mut meta, &mut kv, 1, k);
+                binary_field(&mut meta, &mut kv, 2, v);
+                meta.push(0);
+            }
+        }
         meta.push(0); // FileMetaData
 
         file.extend_from_slice(&meta);
@@ -257,6 +270,25 @@ fn the_handmade_file_reads() {
         found(&d),
         vec![("huggingface.user-token".into(), "s".into(), Some(1))]
     );
+}
+
+#[test]
+fn footer_metadata_is_scanned_at_its_offset() {
+    let mut t = Tiny::plain(&[b"hello"]);
+    t.key_values = vec![(b"huggingface", b"{}"), (b"hub_token", HF_TOKEN)];
+    let data = t.bytes();
+    let d = scan(&data);
+    assert!(d.warnings.is_empty(), "{}", warnings(&d));
+    assert_eq!(
+        found(&d),
+        vec![(
+            "huggingface.user-token".into(),
+            "key_value_metadata.hub_token".into(),
+            None
+        )]
+    );
+    let at = data.windows(HF_TOKEN.len()).position(|w| w == HF_TOKEN);
+    assert_eq!(Some(d.placed[0].offset), at);
 }
 
 #[test]
