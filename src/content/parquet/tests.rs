@@ -155,23 +155,6 @@ fn i64_field(out: &mut Vec<u8>, last: &mut i16, id: i16, v: i64) {
     varint(out, zigzag(v));
 }
 
-/// Schema elements: root with one child, then the `s` column (BYTE_ARRAY, required, UTF8).
-fn flat_schema() -> Vec<u8> {
-    let mut out = Vec::new();
-    list_header(&mut out, 12, 2);
-    let mut last = 0;
-    binary_field(&mut out, &mut last, 4, b"schema");
-    i32_field(&mut out, &mut last, 5, 1);
-    out.push(0);
-    let mut last = 0;
-    i32_field(&mut out, &mut last, 1, 6);
-    i32_field(&mut out, &mut last, 3, 0);
-    binary_field(&mut out, &mut last, 4, b"s");
-    i32_field(&mut out, &mut last, 6, 0);
-    out.push(0);
-    out
-}
-
 impl Tiny {
     fn plain(values: &[&[u8]]) -> Tiny {
         let body = plain(values);
@@ -181,7 +164,7 @@ impl Tiny {
             codec: 0,
             num_values: values.len() as i32,
             num_rows: values.len() as i64,
-            schema: flat_schema(),
+            schema: nested_schema(1, true),
             key_values: Vec::new(),
         }
     }
@@ -390,8 +373,9 @@ fn lying_counts_and_sizes_end_with_a_warning() {
     assert_eq!(d.placed.len(), 1, "{}", warnings(&d));
 }
 
-/// A footer whose schema nests `depth` groups, each with one child, over one leaf.
-fn deep_schema(depth: usize) -> Vec<u8> {
+/// A schema list of `depth` nested groups (the first is the root), each with one child, over
+/// the leaf column `s` (BYTE_ARRAY, required; UTF8 when `utf8`).
+fn nested_schema(depth: usize, utf8: bool) -> Vec<u8> {
     let mut out = Vec::new();
     list_header(&mut out, 12, depth + 1);
     for _ in 0..depth {
@@ -405,6 +389,9 @@ fn deep_schema(depth: usize) -> Vec<u8> {
     i32_field(&mut out, &mut last, 1, 6);
     i32_field(&mut out, &mut last, 3, 0);
     binary_field(&mut out, &mut last, 4, b"s");
+    if utf8 {
+        i32_field(&mut out, &mut last, 6, 0);
+    }
     out.push(0);
     out
 }
@@ -430,9 +417,9 @@ fn hostile_footers_are_refused_before_the_crate_reads_them() {
     let check = |meta: &[u8]| thrift::check_footer(meta, 0, &bounds).map(|f| f.row_groups);
 
     // 200,000 nested groups: the crate would recurse once per level.
-    let err = check(&footer(deep_schema(200_000), &[])).unwrap_err();
+    let err = check(&footer(nested_schema(200_000, false), &[])).unwrap_err();
     assert!(err.contains("nested deeper than 64"), "{err}");
-    assert!(check(&footer(deep_schema(60), &[])).is_ok());
+    assert!(check(&footer(nested_schema(60, false), &[])).is_ok());
 
     // A root announcing 2^31-1 children in a list of two elements (the crate would reserve
     // a vector of that many).
@@ -451,7 +438,7 @@ fn hostile_footers_are_refused_before_the_crate_reads_them() {
     let mut last = 2;
     field(&mut groups, &mut last, 4, 9);
     list_header(&mut groups, 12, i32::MAX as usize);
-    let err = check(&footer(deep_schema(1), &groups)).unwrap_err();
+    let err = check(&footer(nested_schema(1, false), &groups)).unwrap_err();
     assert!(err.contains("larger than the data left"), "{err}");
 
     // Structures nested past any real footer.
@@ -460,12 +447,12 @@ fn hostile_footers_are_refused_before_the_crate_reads_them() {
     field(&mut nested, &mut last, 7, 12);
     // Each byte opens a struct field (id +1) inside the one before.
     nested.extend(std::iter::repeat_n(0x1c, 10_000));
-    let err = check(&footer(deep_schema(1), &nested)).unwrap_err();
+    let err = check(&footer(nested_schema(1, false), &nested)).unwrap_err();
     assert!(err.contains("nested too deeply"), "{err}");
 
     // End to end: the deep schema in a file.
     let mut t = Tiny::plain(&[HF_TOKEN]);
-    t.schema = deep_schema(100_000);
+    t.schema = nested_schema(100_000, false);
     let d = scan(&t.bytes());
     assert!(d.placed.is_empty());
     assert!(warnings(&d).contains("nested deeper"), "{}", warnings(&d));
