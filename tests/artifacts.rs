@@ -183,6 +183,10 @@ fn hostile_artifacts_finish_with_warnings() {
         "opcodes.pkl",
         "hostile_cyclic_continuation.h5",
         "hostile_truncated.h5",
+        "parquet/truncated.parquet",
+        "parquet/lying_footer.parquet",
+        "parquet/garbled_footer.parquet",
+        "parquet/corrupt_pages.parquet",
     ] {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }

@@ -13,6 +13,8 @@ pub mod json;
 mod layout;
 pub mod model;
 pub mod notebook;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod pickle;
 mod protobuf;
 mod pylit;
@@ -154,6 +156,10 @@ pub fn claims(data: &[u8]) -> bool {
     if archive::is_archive(data) {
         return true;
     }
+    #[cfg(feature = "parquet")]
+    if parquet::is_parquet(data) || parquet::is_damaged_parquet(data) {
+        return true;
+    }
     model::is_npy(data)
         || model::is_safetensors(data)
         || truncated_safetensors(data)
@@ -187,6 +193,12 @@ fn truncated_safetensors(data: &[u8]) -> bool {
 pub fn decodes_large(head: &[u8]) -> bool {
     #[cfg(feature = "archive")]
     if head.starts_with(b"PK\x03\x04") {
+        return true;
+    }
+    // Dataset shards run to gigabytes; the decoder holds one column chunk and one page at a
+    // time and stops at the budget, so a large file costs what a small one may.
+    #[cfg(feature = "parquet")]
+    if head.starts_with(b"PAR1") {
         return true;
     }
     // An HDF5 file (Keras `.h5` weights) is walked by its headers; its datasets are not read.
@@ -294,6 +306,11 @@ impl Context<'_, '_, '_> {
                 return;
             }
             archive::decode(self, data, member, depth + 1);
+            return;
+        }
+        #[cfg(feature = "parquet")]
+        if parquet::is_parquet(data) || parquet::is_damaged_parquet(data) {
+            parquet::decode(self, data, member);
             return;
         }
         if model::is_npy(data) {

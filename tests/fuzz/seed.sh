@@ -22,7 +22,7 @@ seed() { # target, then find(1) name patterns
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(archive notebook pickle safetensors gguf onnx npy hdf5 scan_content)
+[ ${#targets[@]} -gt 0 ] || targets=(archive notebook pickle safetensors gguf onnx npy hdf5 parquet scan_content)
 for t in "${targets[@]}"; do
     case $t in
         archive) seed archive '*.zip' '*.gz' '*.tar' '*.pt' '*.bin' '*.keras' '*.npz' ;;
@@ -33,6 +33,7 @@ for t in "${targets[@]}"; do
         onnx) seed onnx '*.onnx' ;;
         npy) seed npy '*.npy' ;;
         hdf5) seed hdf5 '*.h5' ;;
+        parquet) seed parquet '*.parquet' ;;
         scan_content)
             seed scan_content '*'
             find "$root/fixtures/project" -type f -size -256k -print0 |
