@@ -1,4 +1,5 @@
-//! Keras: `Lambda` layers in the `config.json` of a `.keras` archive, which carry Python code.
+//! Keras: `Lambda` layers in the `config.json` of a `.keras` archive (or the JSON metadata of
+//! a SavedModel's `keras_metadata.pb`), which carry Python code.
 
 /// Length of the `"Lambda"` token that [`keras_lambda_offsets`] reports.
 pub const LAMBDA_TOKEN_LEN: usize = 8;
@@ -10,6 +11,12 @@ pub fn keras_lambda_offsets(data: &[u8], member: Option<&str>) -> Vec<usize> {
     if !is_config {
         return Vec::new();
     }
+    lambda_class_offsets(data)
+}
+
+/// Offsets of the `"Lambda"` class names in Keras JSON (a `"class_name"` key shortly before
+/// each), wherever the JSON came from (a `config.json`, a `keras_metadata.pb` node).
+pub fn lambda_class_offsets(data: &[u8]) -> Vec<usize> {
     memchr::memmem::find_iter(data, b"\"Lambda\"")
         .filter(|&at| {
             let before = &data[at.saturating_sub(48)..at];

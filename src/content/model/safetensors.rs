@@ -1,9 +1,7 @@
 //! safetensors: the strings of the JSON header (`__metadata__` and any non-tensor field).
 
-use std::fmt::Write as _;
-
 use super::{le_u64, MetaString};
-use crate::content::json::{JsonEvent, JsonReader, PathItem};
+use crate::content::json::{dotted, JsonEvent, JsonReader, PathItem};
 
 /// How deeply JSON values may nest in a safetensors header.
 const SAFETENSORS_MAX_DEPTH: usize = 64;
@@ -93,24 +91,4 @@ fn is_tensor_field(path: &[PathItem]) -> bool {
         }
         _ => false,
     }
-}
-
-/// `a.b[0].c`.
-fn dotted(path: &[PathItem]) -> String {
-    let mut key = String::new();
-    for item in path {
-        match item {
-            PathItem::Key(k) => {
-                if !key.is_empty() {
-                    key.push('.');
-                }
-                key.push_str(k);
-            }
-            PathItem::Index(i) => {
-                // Writing to a String cannot fail.
-                let _ = write!(key, "[{i}]");
-            }
-        }
-    }
-    key
 }
