@@ -181,6 +181,11 @@ fn hostile_artifacts_finish_with_warnings() {
         "hostile_kv_count.gguf",
         "truncated.safetensors",
         "opcodes.pkl",
+        "events.out.tfevents.bad_length_crc",
+        "events.out.tfevents.lying_length",
+        "bad_crc.wandb",
+        "truncated.wandb",
+        "savedmodel/hostile/saved_model.pb",
     ] {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }

@@ -1,4 +1,5 @@
-//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers.
+//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers,
+//! TensorFlow SavedModel strings (`saved_model.pb`, `keras_metadata.pb`).
 //!
 //! Each format is recognised by its bytes (`is_*`) and walked without trusting a single length or
 //! count in it: every count is bounded by the bytes that are left (and, for GGUF, by
@@ -16,14 +17,19 @@ mod keras;
 mod npy;
 mod onnx;
 mod safetensors;
+mod savedmodel;
 #[cfg(test)]
 mod tests;
 
 pub use gguf::{gguf_strings, is_gguf, GgufLimits};
-pub use keras::{keras_lambda_offsets, LAMBDA_TOKEN_LEN};
+pub use keras::{keras_lambda_offsets, lambda_class_offsets, LAMBDA_TOKEN_LEN};
 pub use npy::{is_npy, npy_header, NpyHeader};
 pub use onnx::{is_onnx, onnx_strings};
 pub use safetensors::{is_safetensors, safetensors_strings};
+pub use savedmodel::{
+    is_keras_metadata, is_saved_model, keras_metadata_strings, saved_model_strings,
+    SavedModelStrings,
+};
 
 /// A metadata string found in a model file.
 ///
