@@ -187,6 +187,11 @@ fn hostile_artifacts_finish_with_warnings() {
         "parquet/lying_footer.parquet",
         "parquet/garbled_footer.parquet",
         "parquet/corrupt_pages.parquet",
+        "events.out.tfevents.bad_length_crc",
+        "events.out.tfevents.lying_length",
+        "bad_crc.wandb",
+        "truncated.wandb",
+        "savedmodel/hostile/saved_model.pb",
     ] {
         assert!(err.contains(needle), "no warning for {needle}:\n{err}");
     }

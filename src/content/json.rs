@@ -464,6 +464,27 @@ enum Expect {
     Done,
 }
 
+/// A path as a dotted key: `a.b[0].c`.
+pub fn dotted(path: &[PathItem]) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::new();
+    for item in path {
+        match item {
+            PathItem::Key(k) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            PathItem::Index(i) => {
+                // Writing to a String cannot fail.
+                let _ = write!(key, "[{i}]");
+            }
+        }
+    }
+    key
+}
+
 /// A pull reader over one JSON document.
 pub struct JsonReader<'a> {
     data: &'a [u8],

@@ -18,6 +18,7 @@ pub mod parquet;
 pub mod pickle;
 mod protobuf;
 mod pylit;
+pub mod tracker;
 
 use crate::findings::{place, place_name, Extra, Line, NameKind, Placed, Position};
 use crate::scan::Worker;
@@ -168,6 +169,10 @@ pub fn claims(data: &[u8]) -> bool {
         || model::is_onnx(data)
         || model::is_hdf5(data)
         || notebook::looks_like_notebook(data)
+        || tracker::is_tfevents(data)
+        || tracker::is_wandb_log(data)
+        || model::is_saved_model(data)
+        || model::is_keras_metadata(data)
 }
 
 /// A safetensors start: a little-endian header length below 4 GiB, then `{`. (Text whose
@@ -206,6 +211,9 @@ pub fn decodes_large(head: &[u8]) -> bool {
         || model::is_npy(head)
         || safetensors_prefix(head)
         || model::is_hdf5(head)
+        // Record logs are read record by record under `tracker::RecordLimits`.
+        || tracker::is_wandb_log(head)
+        || tracker::starts_like_tfevents(head)
 }
 
 /// What a Keras `Lambda` layer finding says.
@@ -350,6 +358,16 @@ impl Context<'_, '_, '_> {
             self.scan_hdf5(data, member);
             return;
         }
+        if tracker::is_tfevents(data) {
+            let log = tracker::tfevents_strings(data, &tracker::RecordLimits::default());
+            self.scan_log("TensorBoard events", log, member);
+            return;
+        }
+        if tracker::is_wandb_log(data) {
+            let log = tracker::wandb_strings(data, &tracker::RecordLimits::default());
+            self.scan_log("W&B run log", log, member);
+            return;
+        }
         if pickle::looks_like_pickle(data) {
             let framed = data.first() == Some(&0x80);
             self.scan_pickle(data, 0, member, framed);
@@ -363,6 +381,16 @@ impl Context<'_, '_, '_> {
                 Ok(strings) => self.scan_meta(&strings, member),
                 Err(e) => self.warn(member, format!("ONNX model: {e}")),
             }
+            return;
+        }
+        if model::is_saved_model(data) {
+            let found = model::saved_model_strings(data);
+            self.scan_saved_model(found, member);
+            return;
+        }
+        if model::is_keras_metadata(data) {
+            let found = model::keras_metadata_strings(data);
+            self.scan_saved_model(found, member);
             return;
         }
         if notebook::looks_like_notebook(data) {
@@ -414,15 +442,20 @@ impl Context<'_, '_, '_> {
     fn check_keras_config(&mut self, data: &[u8], member: Option<&str>) {
         for at in model::keras_lambda_offsets(data, member) {
             let position = position_of(data, at, at + model::LAMBDA_TOKEN_LEN);
-            self.unsafe_code(
-                crate::rules::KERAS_LAMBDA,
-                "keras.layers.Lambda",
-                at,
-                Some(position),
-                member,
-                KERAS_LAMBDA_MESSAGE.to_string(),
-            );
+            self.keras_lambda(at, Some(position), member);
         }
+    }
+
+    /// A Keras `Lambda` layer's class name at `offset`.
+    fn keras_lambda(&mut self, offset: usize, position: Option<Position>, member: Option<&str>) {
+        self.unsafe_code(
+            crate::rules::KERAS_LAMBDA,
+            "keras.layers.Lambda",
+            offset,
+            position,
+            member,
+            KERAS_LAMBDA_MESSAGE.to_string(),
+        );
     }
 
     /// An HDF5 file (a Keras `.h5` model): its string attributes, the JSON ones by their keys;
@@ -440,14 +473,32 @@ impl Context<'_, '_, '_> {
         }
         self.scan_meta(&found.strings, member);
         for &at in &found.lambdas {
-            self.unsafe_code(
-                crate::rules::KERAS_LAMBDA,
-                "keras.layers.Lambda",
-                at,
-                None,
-                member,
-                KERAS_LAMBDA_MESSAGE.to_string(),
-            );
+            self.keras_lambda(at, None, member);
+        }
+    }
+
+    /// The strings of a record log, with its warnings (`what` names the format).
+    fn scan_log(&mut self, what: &str, log: tracker::LogStrings, member: Option<&str>) {
+        for w in log.warnings {
+            match w {
+                tracker::LogWarning::Malformed(m) => self.warn(member, format!("{what}: {m}")),
+                tracker::LogWarning::Limit(m) => self.limit(member, format!("{what}: {m}")),
+            }
+        }
+        self.scan_meta(&log.strings, member);
+    }
+
+    /// The strings of a SavedModel file, its warnings and its Keras `Lambda` layers.
+    fn scan_saved_model(&mut self, found: model::SavedModelStrings, member: Option<&str>) {
+        for m in found.malformed {
+            self.warn(member, m);
+        }
+        if let Some(m) = found.limited {
+            self.limit(member, format!("SavedModel: {m}"));
+        }
+        self.scan_meta(&found.strings, member);
+        for at in found.lambdas {
+            self.keras_lambda(at, None, member);
         }
     }
 

@@ -22,7 +22,7 @@ seed() { # target, then find(1) name patterns
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(archive notebook pickle safetensors gguf onnx npy hdf5 parquet scan_content)
+[ ${#targets[@]} -gt 0 ] || targets=(archive notebook pickle safetensors gguf onnx npy hdf5 parquet tfevents wandb savedmodel scan_content)
 for t in "${targets[@]}"; do
     case $t in
         archive) seed archive '*.zip' '*.gz' '*.tar' '*.pt' '*.bin' '*.keras' '*.npz' ;;
@@ -34,6 +34,9 @@ for t in "${targets[@]}"; do
         npy) seed npy '*.npy' ;;
         hdf5) seed hdf5 '*.h5' ;;
         parquet) seed parquet '*.parquet' ;;
+        tfevents) seed tfevents 'events.out.tfevents.*' ;;
+        wandb) seed wandb '*.wandb' ;;
+        savedmodel) seed savedmodel 'saved_model.pb' 'keras_metadata.pb' ;;
         scan_content)
             seed scan_content '*'
             find "$root/fixtures/project" -type f -size -256k -print0 |

@@ -1,5 +1,6 @@
 //! Keras: `Lambda` layers in a model config (the `config.json` of a `.keras` archive, the
-//! `model_config` attribute of a `.h5` file), which carry Python code.
+//! `model_config` attribute of a `.h5` file, the JSON metadata of a SavedModel's
+//! `keras_metadata.pb`), which carry Python code.
 
 /// Length of the `"Lambda"` token that [`keras_lambda_offsets`] reports.
 pub const LAMBDA_TOKEN_LEN: usize = 8;
@@ -14,8 +15,9 @@ pub fn keras_lambda_offsets(data: &[u8], member: Option<&str>) -> Vec<usize> {
     lambda_class_offsets(data)
 }
 
-/// Offsets of the `"Lambda"` class names in Keras model config JSON (a `"class_name"` key
-/// shortly before each).
+/// Offsets of the `"Lambda"` class names in Keras JSON (a `"class_name"` key shortly before
+/// each), wherever the JSON came from (a `config.json`, an `.h5` attribute, a
+/// `keras_metadata.pb` node).
 pub fn lambda_class_offsets(data: &[u8]) -> Vec<usize> {
     memchr::memmem::find_iter(data, b"\"Lambda\"")
         .filter(|&at| {

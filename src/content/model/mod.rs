@@ -1,4 +1,5 @@
-//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers.
+//! Model metadata: safetensors headers, GGUF key/value strings, ONNX metadata, `.npy` headers,
+//! TensorFlow SavedModel strings (`saved_model.pb`, `keras_metadata.pb`).
 //!
 //! Each format is recognised by its bytes (`is_*`) and walked without trusting a single length or
 //! count in it: every count is bounded by the bytes that are left (and, for GGUF, by
@@ -17,19 +18,20 @@ mod keras;
 mod npy;
 mod onnx;
 mod safetensors;
+mod savedmodel;
 #[cfg(test)]
 mod tests;
 
-use std::fmt::Write as _;
-
-use crate::content::json::PathItem;
-
 pub use gguf::{gguf_strings, is_gguf, GgufLimits};
 pub use hdf5::{hdf5_strings, is_hdf5, Hdf5Strings};
-pub use keras::{keras_lambda_offsets, LAMBDA_TOKEN_LEN};
+pub use keras::{keras_lambda_offsets, lambda_class_offsets, LAMBDA_TOKEN_LEN};
 pub use npy::{is_npy, npy_header, NpyHeader};
 pub use onnx::{is_onnx, onnx_strings};
 pub use safetensors::{is_safetensors, safetensors_strings};
+pub use savedmodel::{
+    is_keras_metadata, is_saved_model, keras_metadata_strings, saved_model_strings,
+    SavedModelStrings,
+};
 
 /// A metadata string found in a model file.
 ///
@@ -53,26 +55,6 @@ pub struct MetaString {
     pub record: Option<u64>,
     /// The table row the string is in (Parquet); the column is `key`.
     pub row: Option<u64>,
-}
-
-/// A JSON path written `a.b[0].c`.
-pub(super) fn dotted(path: &[PathItem]) -> String {
-    let mut key = String::new();
-    for item in path {
-        match item {
-            PathItem::Key(k) => {
-                if !key.is_empty() {
-                    key.push('.');
-                }
-                key.push_str(k);
-            }
-            PathItem::Index(i) => {
-                // Writing to a String cannot fail.
-                let _ = write!(key, "[{i}]");
-            }
-        }
-    }
-    key
 }
 
 pub(super) fn le_u64(data: &[u8], at: usize) -> Option<u64> {

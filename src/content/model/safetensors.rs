@@ -1,7 +1,7 @@
 //! safetensors: the strings of the JSON header (`__metadata__` and any non-tensor field).
 
-use super::{dotted, le_u64, MetaString};
-use crate::content::json::{JsonEvent, JsonReader, PathItem};
+use super::{le_u64, MetaString};
+use crate::content::json::{dotted, JsonEvent, JsonReader, PathItem};
 
 /// How deeply JSON values may nest in a safetensors header.
 const SAFETENSORS_MAX_DEPTH: usize = 64;

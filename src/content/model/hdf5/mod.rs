@@ -31,8 +31,8 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 
-use super::{dotted, keras, MetaString};
-use crate::content::json::{JsonEvent, JsonReader};
+use super::{keras, MetaString};
+use crate::content::json::{dotted, JsonEvent, JsonReader};
 use format::{File, Message, StringType};
 
 pub use format::superblock_offset;
