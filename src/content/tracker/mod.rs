@@ -22,6 +22,7 @@ pub use tfevents::{is_tfevents, starts_like_tfevents, tfevents_strings};
 pub use wandb::{is_wandb_log, wandb_strings};
 
 use crate::content::model::MetaString;
+use crate::content::protobuf::StringWalk;
 
 /// Bounds on reading one record log.
 #[derive(Clone, Debug)]
@@ -66,6 +67,23 @@ pub struct LogStrings {
     pub warnings: Vec<LogWarning>,
     /// Records read.
     pub records: u64,
+}
+
+impl LogStrings {
+    /// What a walk over `records` records gave, with a warning if messages nested too deep.
+    fn of(walk: StringWalk, mut warnings: Vec<LogWarning>, records: u64) -> LogStrings {
+        if walk.too_deep {
+            warnings.push(LogWarning::Malformed(format!(
+                "protobuf messages nested deeper than {}: read as bytes",
+                crate::content::protobuf::WALK_MAX_DEPTH
+            )));
+        }
+        LogStrings {
+            strings: walk.out,
+            warnings,
+            records,
+        }
+    }
 }
 
 /// Counts records that share one kind of damage, so that a file gets one warning for it

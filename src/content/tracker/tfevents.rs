@@ -173,17 +173,7 @@ pub fn tfevents_strings(data: &[u8], limits: &RecordLimits) -> LogStrings {
         &mut warnings,
         "not an Event protobuf: its bytes were scanned as they are",
     );
-    if walk.too_deep {
-        warnings.push(LogWarning::Malformed(format!(
-            "protobuf messages nested deeper than {}: read as bytes",
-            crate::content::protobuf::WALK_MAX_DEPTH
-        )));
-    }
-    LogStrings {
-        strings: walk.out,
-        warnings,
-        records: index,
-    }
+    LogStrings::of(walk, warnings, index)
 }
 
 /// The first position at or after `from` where a record header's length checksum holds and

@@ -253,17 +253,7 @@ pub fn wandb_strings(data: &[u8], limits: &RecordLimits) -> LogStrings {
         &mut warnings,
         "not a W&B Record protobuf: its bytes were scanned as they are",
     );
-    if walk.too_deep {
-        warnings.push(LogWarning::Malformed(format!(
-            "protobuf messages nested deeper than {}: read as bytes",
-            crate::content::protobuf::WALK_MAX_DEPTH
-        )));
-    }
-    LogStrings {
-        strings: walk.out,
-        warnings,
-        records: index,
-    }
+    LogStrings::of(walk, warnings, index)
 }
 
 /// The bytes of an incomplete record, scanned as they are (when they hold text).
