@@ -16,6 +16,7 @@ mod hostile_config;
 mod hostile_depth;
 mod hostile_linear;
 mod hostile_names;
+mod org;
 mod output;
 mod precommit;
 mod readme;

@@ -7,6 +7,7 @@ mod baseline;
 #[cfg(feature = "git")]
 mod git;
 mod job;
+mod org;
 mod rules;
 mod scan;
 
@@ -72,6 +73,9 @@ enum Command {
     /// Accept current findings so that only new ones fail (`--baseline FILE`).
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
+    /// Scans of many repositories: list them, plan shards.
+    #[command(subcommand)]
+    Org(org::OrgCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         Command::Git(args) => git::run(args, ui),
         Command::Rules(cmd) => rules::run(cmd, ui.as_ref()),
         Command::Baseline(cmd) => baseline::run(cmd, ui),
+        Command::Org(cmd) => org::run(cmd, ui.as_ref()),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
