@@ -17,6 +17,7 @@ mod hostile_depth;
 mod hostile_linear;
 mod hostile_names;
 mod org;
+mod org_scan;
 mod output;
 mod precommit;
 mod readme;
