@@ -442,9 +442,56 @@ fn with_state_an_unchanged_run_reads_no_blob_and_a_new_rule_scans_known_blobs_al
         std::fs::read(second.join("shard-0.jsonl.gz")).unwrap()
     );
 
+    // `plan --state` asks each remote (`git ls-remote`) and marks the unchanged: the shard
+    // then neither fetches nor reads them (a fresh cache stays empty).
+    let repos = t.path().join("repos.jsonl");
+    let replan = |extra: &[&str]| -> (PathBuf, Value) {
+        let path = t.path().join("replan.json");
+        let mut args = vec![
+            "org",
+            "plan",
+            s(&repos),
+            "--shards",
+            "1",
+            "--state",
+            s(&state),
+            "-o",
+            s(&path),
+        ];
+        args.extend_from_slice(extra);
+        let o = trawl(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        (path, v)
+    };
+    let (replanned, v) = replan(&[]);
+    assert_eq!(
+        v["shards"][0]["unchanged"].as_array().unwrap().len(),
+        4,
+        "{v}"
+    );
+    let empty_cache = t.path().join("no-cache");
+    let out = t.path().join("night2b");
+    let o = shard(
+        &replanned,
+        0,
+        1,
+        &out,
+        &["--state", s(&state), "--cache", s(&empty_cache)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!empty_cache.exists(), "an unchanged repository was fetched");
+    assert_eq!(
+        std::fs::read(first.join("shard-0.jsonl.gz")).unwrap(),
+        std::fs::read(out.join("shard-0.jsonl.gz")).unwrap()
+    );
+
     // A rule added: every known blob scanned with it alone; what merge gives equals a full
     // scan with the rule.
     let rules = acme_rules(&t);
+    // Other rules: nothing is unchanged.
+    let (_, v) = replan(&["--rules", s(&rules)]);
+    assert!(v["shards"][0].get("unchanged").is_none(), "{v}");
     let (third, m3) = run("night3", &["--rules", s(&rules)]);
     assert_eq!(total(&m3, "blobs_scanned"), blobs, "{m3}");
     assert_eq!(total(&m3, "blobs_rescanned"), blobs, "{m3}");

@@ -42,14 +42,24 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The repositories, as `trawl org list` writes them.
-    repos: PathBuf,
+    /// The repositories, as `trawl org list` writes them (several lists are planned as one).
+    #[arg(required = true)]
+    repos: Vec<PathBuf>,
     /// Number of shards (jobs that will scan in parallel).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10_000))]
     shards: u16,
     /// Where to write the plan (standard output by default).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// The shards' state directory: repositories whose branches and tags (`git ls-remote`)
+    /// and rules are those of their last scan are marked unchanged, and cost the shards no
+    /// fetch and no scan. Give the rule options the shards will run with.
+    #[cfg(feature = "git")]
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[cfg(feature = "git")]
+    #[command(flatten)]
+    scan: super::args::ScanOpts,
 }
 
 pub fn run(cmd: OrgCommand, ui: std::sync::Arc<dyn Ui>) -> Result<ExitCode> {
@@ -89,24 +99,36 @@ fn list(args: ListArgs, ui: &dyn Ui) -> Result<ExitCode> {
 }
 
 fn plan_cmd(args: PlanArgs, ui: &dyn Ui) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.repos)
-        .with_context(|| format!("cannot read {}", args.repos.display()))?;
-    let repos =
-        repos::from_jsonl(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.repos.display()))?;
-    if repos.is_empty() {
-        bail!("{}: no repositories to plan", args.repos.display());
+    let mut repos = Vec::new();
+    for path in &args.repos {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        repos.extend(
+            repos::from_jsonl(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
     }
-    let p = plan::plan(&repos, usize::from(args.shards));
+    if repos.is_empty() {
+        bail!("no repositories to plan");
+    }
+    #[cfg(feature = "git")]
+    let unchanged = match &args.state {
+        Some(dir) => super::org_scan::unchanged(&repos, dir, &args.scan, ui)?,
+        None => Default::default(),
+    };
+    #[cfg(not(feature = "git"))]
+    let unchanged = Default::default();
+    let p = plan::plan_with(&repos, usize::from(args.shards), &unchanged);
     write(args.output.as_ref(), &plan::to_json(&p))?;
     let largest = p.shards.iter().map(|s| s.weight).max().unwrap_or(0);
     ui.summary(&format!(
-        "trawl: {} in {}; the largest shard weighs {:.1} MB",
+        "trawl: {} in {} ({} unchanged since their last scan); the largest shard weighs {:.1} MB",
         plural(
             p.shards.iter().map(|s| s.repos.len()).sum(),
             "repository",
             "repositories"
         ),
         plural(p.shards.len(), "shard", "shards"),
+        unchanged.len(),
         largest as f64 / 1e6
     ));
     Ok(ExitCode::SUCCESS)

@@ -132,6 +132,53 @@ fn shard_index(args: &ScanArgs, plan: &Plan) -> Result<usize> {
     Ok(index)
 }
 
+/// The repositories of `repos` unchanged since their last scan recorded in the state
+/// directory `dir`: same branches and tags (`git ls-remote`, 8 at a time) and the same rule
+/// generation as `opts` gives. A repository that cannot be asked is not unchanged.
+pub fn unchanged(
+    repos: &[Repo],
+    dir: &Path,
+    opts: &ScanOpts,
+    ui: &dyn Ui,
+) -> Result<std::collections::BTreeSet<String>> {
+    let engine = Engine::load(opts, None, None, false, ui)?;
+    let generation = engine.generation().digest();
+    // Only repositories with a stored scan of this generation need asking.
+    let mut candidates: Vec<(&Repo, String)> = Vec::new();
+    for r in repos {
+        if let Some(last) = crate::state::read_repo(&state_file(dir, r), &r.url)? {
+            if last.generation == generation {
+                candidates.push((r, last.tips));
+            }
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    std::thread::scope(|s| {
+        for _ in 0..8.min(candidates.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((repo, tips)) = candidates.get(i) else {
+                    break;
+                };
+                match fetch::remote_tips_digest(repo, Duration::from_secs(300)) {
+                    Ok(now) if &now == tips => {
+                        found
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(repo.url.clone());
+                    }
+                    Ok(_) => {}
+                    Err(e) => ui.notice(&format!("trawl: {}: {e}", repo.url)),
+                }
+            });
+        }
+    });
+    Ok(found
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
 /// The state file of a repository's fork network in `dir`.
 fn state_file(dir: &Path, repo: &Repo) -> PathBuf {
     use sha2::Digest;
@@ -192,8 +239,17 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
             }
         }
         let store = state.as_ref().map(|(_, s)| s);
-        let (status, part) = match scan_repo(&engine, repo, &cache, store, &generation, &args, &ui)
-        {
+        let planned_unchanged = plan.shards[index].unchanged.contains(&repo.url);
+        let (status, part) = match scan_repo(
+            &engine,
+            repo,
+            &cache,
+            store,
+            &generation,
+            planned_unchanged,
+            &args,
+            &ui,
+        ) {
             Ok(done) => done,
             Err(e) => {
                 if matches!(e, FetchError::Git(_, _, true) | FetchError::Timeout(..)) {
@@ -257,37 +313,46 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Fetches and scans one repository: its status and report lines.
+/// Fetches and scans one repository: its status and report lines. With a state store, a
+/// repository whose branches and tags and rules are those of its last scan gets that scan's
+/// report; `planned_unchanged` (the plan asked the remote) spares the fetch too.
+#[allow(clippy::too_many_arguments)]
 fn scan_repo(
     engine: &Engine,
     repo: &Repo,
     cache: &Path,
     state: Option<&State>,
     generation: &str,
+    planned_unchanged: bool,
     args: &ScanArgs,
     ui: &Arc<dyn Ui>,
 ) -> Result<(RepoStatus, Vec<u8>), FetchError> {
-    let dir = fetch_with_retries(repo, cache, Duration::from_secs(args.fetch_timeout), ui)?;
     let local = |e: &dyn std::fmt::Display| FetchError::Local(e.to_string());
-    let tips = git::ref_tips_digest(&dir).map_err(|e| local(&e))?;
     let mut status = RepoStatus {
         url: repo.url.clone(),
-        status: "scanned".to_string(),
+        status: "unchanged".to_string(),
         findings: 0,
         blobs_scanned: 0,
         blobs_rescanned: 0,
         blobs_known: 0,
         message: None,
     };
-    if let Some(state) = state {
-        if let Some(last) = state.store().repo(&repo.url).map_err(|e| local(&e))? {
-            if last.tips == tips && last.generation == generation {
-                status.status = "unchanged".to_string();
-                status.findings = last.report.iter().filter(|&&b| b == b'\n').count() as u64;
-                return Ok((status, last.report));
-            }
-        }
+    let last = match state {
+        Some(state) => state.store().repo(&repo.url).map_err(|e| local(&e))?,
+        None => None,
+    };
+    let last = last.filter(|l| l.generation == generation);
+    if let (true, Some(last)) = (planned_unchanged, &last) {
+        status.findings = last.report.iter().filter(|&&b| b == b'\n').count() as u64;
+        return Ok((status, last.report.clone()));
     }
+    let dir = fetch_with_retries(repo, cache, Duration::from_secs(args.fetch_timeout), ui)?;
+    let tips = git::ref_tips_digest(&dir).map_err(|e| local(&e))?;
+    if let Some(last) = last.filter(|l| l.tips == tips) {
+        status.findings = last.report.iter().filter(|&&b| b == b'\n').count() as u64;
+        return Ok((status, last.report));
+    }
+    status.status = "scanned".to_string();
     let opened = git::discover(&dir).map_err(|e| local(&e))?;
     let mut source = GitHistory::new(
         vec![git::Repo {

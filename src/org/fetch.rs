@@ -19,6 +19,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::repos::Repo;
+use crate::source::git;
 
 /// Why a repository could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,29 @@ pub fn fetch(repo: &Repo, cache: &Path, limit: Duration) -> Result<PathBuf, Fetc
     Ok(dir)
 }
 
+/// The most standard output kept from git (`ls-remote` of a repository with very many refs).
+const MAX_OUTPUT: u64 = 256 << 20;
+
+/// The digest of the remote's branches and tags ([`git::tips_digest`]), from
+/// `git ls-remote`: equal to the digest of an up-to-date clone.
+pub fn remote_tips_digest(repo: &Repo, limit: Duration) -> Result<String, FetchError> {
+    let out = run_output(
+        repo,
+        "ls-remote",
+        &["ls-remote".as_ref(), "--".as_ref(), repo.url.as_ref()],
+        limit,
+    )?;
+    let refs = out
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let tab = line.iter().position(|&b| b == b'\t')?;
+            let id = std::str::from_utf8(&line[..tab]).ok()?;
+            Some((line[tab + 1..].to_vec(), id.to_string()))
+        })
+        .collect();
+    Ok(git::tips_digest(refs))
+}
+
 /// The token for `repo`, from the environment, by its kind.
 fn token(repo: &Repo) -> Option<(String, &'static str)> {
     let (var, user) = match repo.kind.as_str() {
@@ -143,6 +167,17 @@ fn run(
     args: &[&std::ffi::OsStr],
     limit: Duration,
 ) -> Result<(), FetchError> {
+    run_output(repo, what, args, limit).map(|_| ())
+}
+
+/// Runs git with the environment described in the module's contract; its standard output
+/// (at most [`MAX_OUTPUT`] bytes).
+fn run_output(
+    repo: &Repo,
+    what: &'static str,
+    args: &[&std::ffi::OsStr],
+    limit: Duration,
+) -> Result<Vec<u8>, FetchError> {
     let mut cmd = Command::new("git");
     cmd.args([
         "-c",
@@ -162,7 +197,7 @@ fn run(
     .env("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     .env("GIT_HTTP_LOW_SPEED_TIME", "120")
     .stdin(Stdio::null())
-    .stdout(Stdio::null())
+    .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     // The token as a header scoped to the repository's host, through git's environment
     // configuration: never on the command line.
@@ -180,15 +215,30 @@ fn run(
         .map_err(|e| FetchError::Local(format!("cannot run git: {e}")))?;
     // git's messages may quote what the server said: only their size is kept, drained on a
     // thread so that a chatty server cannot block git.
-    let mut stderr = child.stderr.take();
-    let drain = std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(1 << 20).read_to_end(&mut sink);
-            let _ = std::io::copy(s, &mut std::io::sink());
-        }
-        sink
-    });
+    let drain = |pipe: Option<Box<dyn Read + Send>>, keep: u64| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = (&mut p).take(keep).read_to_end(&mut kept);
+                let _ = std::io::copy(&mut p, &mut std::io::sink());
+            }
+            kept
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        MAX_OUTPUT,
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        1 << 20,
+    );
     let start = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -196,16 +246,17 @@ fn run(
             Ok(None) if start.elapsed() > limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = drain.join();
+                let _ = (out.join(), err.join());
                 return Err(FetchError::Timeout(what, limit.as_secs()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(FetchError::Local(format!("waiting for git: {e}"))),
         }
     };
-    let said = drain.join().unwrap_or_default();
+    let stdout = out.join().unwrap_or_default();
+    let said = err.join().unwrap_or_default();
     if status.success() {
-        return Ok(());
+        return Ok(stdout);
     }
     let (message, retry) = describe(status.code(), &said);
     Err(FetchError::Git(what, message, retry))

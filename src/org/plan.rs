@@ -6,7 +6,7 @@
 //! shard of its own while there are shards enough. The same repositories, in any order, give
 //! the same plan, byte for byte.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,10 +40,18 @@ pub struct Shard {
     pub weight: u64,
     /// Its repositories, largest network first, a network's root before its forks.
     pub repos: Vec<Repo>,
+    /// URLs of its repositories whose ref tips and rules are those of their last scan (with
+    /// `plan --state`): the shard reports their stored findings without fetching them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
 }
 
-/// A repository's weight in the plan.
-fn weight(r: &Repo) -> u64 {
+/// A repository's weight in the plan: its size, or 1 when it is unchanged since its last
+/// scan (its stored report is copied, nothing is read).
+fn weight(r: &Repo, unchanged: &BTreeSet<String>) -> u64 {
+    if unchanged.contains(&r.url) {
+        return 1;
+    }
     r.size.unwrap_or(UNKNOWN_SIZE).max(1)
 }
 
@@ -55,11 +63,24 @@ pub fn network(r: &Repo) -> &str {
 /// Plans `repos` over `shards` shards (at least 1). Repeated URLs are planned once (the
 /// first, in URL order, wins).
 pub fn plan(repos: &[Repo], shards: usize) -> Plan {
+    plan_with(repos, shards, &BTreeSet::new())
+}
+
+/// [`plan`], with the URLs of repositories unchanged since their last scan: they weigh
+/// (almost) nothing and each shard lists its own in [`Shard::unchanged`].
+pub fn plan_with(repos: &[Repo], shards: usize, unchanged: &BTreeSet<String>) -> Plan {
     let shards = shards.max(1);
     let mut sorted: Vec<Repo> = repos.to_vec();
     sorted.sort_by(|a, b| a.url.cmp(&b.url));
     sorted.dedup_by(|a, b| a.url == b.url);
-    let digest = hex(&Sha256::digest(to_jsonl(&sorted)));
+    let mut hasher = Sha256::new();
+    hasher.update(to_jsonl(&sorted));
+    for url in unchanged {
+        hasher.update(b"\nunchanged ");
+        hasher.update(url.as_bytes());
+    }
+    let digest = hex(&hasher.finalize());
+    let weight = |r: &Repo| weight(r, unchanged);
 
     // Fork networks, keyed by their root's URL.
     let mut networks: BTreeMap<&str, Vec<&Repo>> = BTreeMap::new();
@@ -89,6 +110,7 @@ pub fn plan(repos: &[Repo], shards: usize) -> Plan {
             index,
             weight: 0,
             repos: Vec::new(),
+            unchanged: Vec::new(),
         })
         .collect();
     // Shards holding a giant take nothing else (while giants leave other shards open).
@@ -104,6 +126,12 @@ pub fn plan(repos: &[Repo], shards: usize) -> Plan {
             .map_or(0, |s| s.index);
         let shard = &mut out[target];
         shard.weight = shard.weight.saturating_add(w);
+        shard.unchanged.extend(
+            members
+                .iter()
+                .filter(|r| unchanged.contains(&r.url))
+                .map(|r| r.url.clone()),
+        );
         shard.repos.extend(members.into_iter().cloned());
         if alone {
             closed[target] = true;

@@ -372,6 +372,35 @@ impl Drop for Store {
     }
 }
 
+/// The last complete scan of `url` in the store at `path`, read without changing the store;
+/// `None` when there is no store or no such scan.
+pub fn read_repo(path: &Path, url: &str) -> Result<Option<RepoState>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the state store {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let row = conn
+        .query_row(
+            "SELECT tips, generation, report FROM repos WHERE url = ?1",
+            params![url],
+            |r| {
+                Ok(RepoState {
+                    tips: r.get(0)?,
+                    generation: r.get(1)?,
+                    report: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .with_context(|| format!("{}: not a trawl state store", path.display()))?;
+    Ok(row)
+}
+
 /// A repository's last complete scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoState {

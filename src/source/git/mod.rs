@@ -163,19 +163,13 @@ fn tips(
     Ok(tips)
 }
 
-/// A digest of every ref of `path`'s repository and what it points at (HEAD included): two
-/// equal digests mean the same history to scan.
+/// A digest of the branches and tags of `path`'s repository and the commits they point at
+/// ([`tips_digest`]): two equal digests mean the same history to scan.
 pub fn ref_tips_digest(path: &Path) -> Result<String, SourceError> {
-    use sha2::Digest;
     let repo = discover(path)?;
     let unreadable =
         |e: &dyn std::fmt::Display| SourceError::Repository(format!("cannot read refs: {e}"));
     let mut refs: Vec<(Vec<u8>, String)> = Vec::new();
-    if let Ok(head) = repo.head() {
-        if let Some(id) = head.id() {
-            refs.push((b"HEAD".to_vec(), id.to_string()));
-        }
-    }
     let platform = repo.references().map_err(|e| unreadable(&e))?;
     for r in platform.all().map_err(|e| unreadable(&e))? {
         let mut r = r.map_err(|e| unreadable(&e))?;
@@ -183,15 +177,37 @@ pub fn ref_tips_digest(path: &Path) -> Result<String, SourceError> {
         let id = r.peel_to_id().map_err(|e| unreadable(&e))?.to_string();
         refs.push((name, id));
     }
-    refs.sort();
+    Ok(tips_digest(refs))
+}
+
+/// A digest of `refs/heads/*` and `refs/tags/*` with the object each points at, peeled (an
+/// annotated tag counts as its commit): the same for a bare clone read with gix and for what
+/// `git ls-remote` says of its remote (where `NAME^{}` gives the peeled id). HEAD is left
+/// out: it is one of the branches, and a clone's may name an older default branch.
+pub fn tips_digest(refs: Vec<(Vec<u8>, String)>) -> String {
+    use sha2::Digest;
+    let mut kept: std::collections::BTreeMap<Vec<u8>, String> = Default::default();
+    for (name, id) in refs {
+        let (name, peeled) = match name.strip_suffix(b"^{}") {
+            Some(n) => (n.to_vec(), true),
+            None => (name, false),
+        };
+        if !(name.starts_with(b"refs/heads/") || name.starts_with(b"refs/tags/")) {
+            continue;
+        }
+        // The peeled id wins over the tag object's.
+        if peeled || !kept.contains_key(&name) {
+            kept.insert(name, id);
+        }
+    }
     let mut h = sha2::Sha256::new();
-    for (name, id) in &refs {
+    for (name, id) in &kept {
         h.update(name);
         h.update(b" ");
         h.update(id.as_bytes());
         h.update(b"\n");
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn show(path: &BStr) -> String {
