@@ -78,6 +78,7 @@ fn for_each_page(
     first: String,
     mut each: impl FnMut(&[Value], usize) -> Result<(), String>,
 ) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::from([first.clone()]);
     let mut url = first;
     for page in 1..=MAX_PAGES {
         let what = format!("{forge}: page {page}");
@@ -99,6 +100,12 @@ fn for_each_page(
         url = next_url(client, next).ok_or_else(|| {
             format!("{what}: the next-page link leads to another host than the API's; refused")
         })?;
+        // A forge that links back to a page it sent would keep us asking until the page limit.
+        if !seen.insert(url.clone()) {
+            return Err(format!(
+                "{what}: the next-page link repeats a page; stopped"
+            ));
+        }
     }
     Err(format!("{forge}: more than {MAX_PAGES} pages; stopped"))
 }
