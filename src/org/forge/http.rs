@@ -184,6 +184,7 @@ pub struct Client<'n> {
     origin: Origin,
     token: Option<Token>,
     notice: &'n dyn Fn(&str),
+    max_body: u64,
 }
 
 impl<'n> Client<'n> {
@@ -222,7 +223,14 @@ impl<'n> Client<'n> {
             origin,
             token,
             notice,
+            max_body: MAX_BODY,
         })
+    }
+
+    /// Reads bodies of at most `bytes` (below [`MAX_BODY`]; larger values are capped).
+    pub fn with_max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes.min(MAX_BODY);
+        self
     }
 
     /// The API base, without a trailing `/`.
@@ -284,12 +292,11 @@ impl<'n> Client<'n> {
                 let body = response
                     .body_mut()
                     .with_config()
-                    .limit(MAX_BODY)
+                    .limit(self.max_body)
                     .read_to_vec()
                     .map_err(|e| match e {
-                        ureq::Error::BodyExceedsLimit(_) => HttpError::Other(format!(
-                            "{what}: the answer is larger than {} MiB",
-                            MAX_BODY >> 20
+                        ureq::Error::BodyExceedsLimit(n) => HttpError::Other(format!(
+                            "{what}: the answer is larger than {n} bytes; not read"
                         )),
                         e => HttpError::Other(format!("{what}: {}", describe(&e))),
                     })?;
@@ -555,5 +562,35 @@ mod tests {
             c.get("http://evil.example/api", "github"),
             Err(HttpError::Other(_))
         ));
+    }
+
+    #[test]
+    fn bodies_past_the_limit_are_not_read() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            for body_len in [1024, 4096] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {body_len}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&vec![b'['; body_len]);
+            }
+        });
+        let quiet = |_: &str| {};
+        let base = format!("http://{addr}");
+        let c = Client::new(&base, None, &quiet)
+            .unwrap()
+            .with_max_body(2048);
+        assert_eq!(c.get(&base, "test").map(|a| a.body.len()).ok(), Some(1024));
+        match c.get(&base, "test") {
+            Err(HttpError::Other(m)) => assert!(m.contains("larger than 2048 bytes"), "{m}"),
+            other => panic!("{:?}", other.map(|a| a.body.len())),
+        }
+        server.join().unwrap();
     }
 }
