@@ -22,6 +22,29 @@ fn list(args: &[&str], env: &[(&str, &str)], out: &std::path::Path) -> Output {
     cmd.envs(env.iter().copied()).output().expect("trawl runs")
 }
 
+/// Runs a listing that must succeed; checks that `token` and control characters reach none
+/// of stdout, stderr, `repos.jsonl`, and returns (stderr, `repos.jsonl`).
+fn list_ok(
+    args: &[&str],
+    env: &[(&str, &str)],
+    out: &std::path::Path,
+    token: &str,
+) -> (String, String) {
+    let o = list(args, env, out);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let text = std::fs::read_to_string(out).unwrap();
+    for (what, s) in [
+        ("stderr", &err),
+        ("stdout", &stdout(&o)),
+        ("repos.jsonl", &text),
+    ] {
+        assert!(!s.contains(token), "the token reached {what}");
+        assert_plain(what, s);
+    }
+    (err, text)
+}
+
 fn urls(jsonl: &str) -> Vec<String> {
     jsonl
         .lines()
@@ -108,10 +131,12 @@ fn github_org_pages_filters_forks_waits_out_a_rate_limit_and_keeps_the_token_out
     let t = Tree::new();
     let out = t.path().join("repos.jsonl");
     let env = [("GITHUB_TOKEN", token.as_str())];
-    let o = list(&["--github", "acme", "--api-url", &base], &env, &out);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    let text = std::fs::read_to_string(&out).unwrap();
+    let (err, text) = list_ok(
+        &["--github", "acme", "--api-url", &base],
+        &env,
+        &out,
+        &token,
+    );
     assert_eq!(
         urls(&text),
         [
@@ -128,14 +153,6 @@ fn github_org_pages_filters_forks_waits_out_a_rate_limit_and_keeps_the_token_out
     assert!(err.contains("3 repositories skipped: a clone URL"), "{err}");
     assert!(err.contains("1 repository skipped: a branch name"), "{err}");
     assert!(err.contains("2 repositories left out"), "{err}");
-    for (what, s) in [
-        ("stderr", &err),
-        ("stdout", &stdout(&o)),
-        ("repos.jsonl", &text),
-    ] {
-        assert!(!s.contains(&token), "the token reached {what}");
-        assert_plain(what, s);
-    }
     // Forks left out: their parents are not asked for.
     let seen = forge.requests();
     assert_eq!(
@@ -160,9 +177,7 @@ fn github_org_pages_filters_forks_waits_out_a_rate_limit_and_keeps_the_token_out
         "--include-forks",
         "--include-archived",
     ];
-    let o = list(&flags, &env, &out2);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let all = std::fs::read_to_string(&out2).unwrap();
+    let (_, all) = list_ok(&flags, &env, &out2, &token);
     assert_eq!(urls(&all).len(), 4, "{all}");
     let fork = record(&all, "https://github.com/acme/fork1.git");
     assert_eq!(fork["fork_parent"], "https://github.com/upstream/fork1.git");
@@ -375,11 +390,8 @@ fn gitlab_group_pages_with_subgroups_forks_archived_and_a_429() {
     let out = t.path().join("r.jsonl");
     let env = [("GITLAB_TOKEN", token.as_str())];
     let args = ["--gitlab", "acme/platform", "--api-url", &base];
-    let o = list(&args, &env, &out);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
+    let (err, text) = list_ok(&args, &env, &out, &token);
     assert!(err.contains("rate limit reached; waiting 1 s"), "{err}");
-    let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
         urls(&text),
         [
@@ -397,15 +409,10 @@ fn gitlab_group_pages_with_subgroups_forks_archived_and_a_429() {
         assert_eq!(r.header("private-token"), Some(token.as_str()));
         assert!(r.header("authorization").is_none());
     }
-    for s in [&err, &stdout(&o), &text] {
-        assert!(!s.contains(&token));
-    }
 
     let out2 = t.path().join("all.jsonl");
     let all_args = [&args[..], &["--include-forks", "--include-archived"]].concat();
-    let o = list(&all_args, &env, &out2);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let all = std::fs::read_to_string(&out2).unwrap();
+    let (_, all) = list_ok(&all_args, &env, &out2, &token);
     assert_eq!(urls(&all).len(), 4);
     let fork = record(&all, "https://gitlab.example/acme/platform/core-fork.git");
     assert_eq!(fork["fork_parent"], "https://gitlab.example/up/core.git");
@@ -464,10 +471,12 @@ fn huggingface_models_datasets_and_spaces_are_listed_and_a_model_clones_over_htt
 
     let out = t.path().join("r.jsonl");
     let env = [("HF_TOKEN", token.as_str())];
-    let o = list(&["--huggingface", "acme", "--api-url", &base], &env, &out);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    let text = std::fs::read_to_string(&out).unwrap();
+    let (err, text) = list_ok(
+        &["--huggingface", "acme", "--api-url", &base],
+        &env,
+        &out,
+        &token,
+    );
     let m1 = format!("{base}/acme/m1");
     assert_eq!(
         urls(&text),
@@ -493,14 +502,6 @@ fn huggingface_models_datasets_and_spaces_are_listed_and_a_model_clones_over_htt
         err.contains("2 repositories skipped: a repository id"),
         "{err}"
     );
-    for (what, s) in [
-        ("stderr", &err),
-        ("stdout", &stdout(&o)),
-        ("repos.jsonl", &text),
-    ] {
-        assert!(!s.contains(&token), "the token reached {what}");
-        assert_plain(what, s);
-    }
     for r in forge.requests() {
         assert_eq!(
             r.header("authorization"),

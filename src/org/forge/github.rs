@@ -5,8 +5,10 @@
 use serde_json::Value;
 
 use super::http::{Client, HttpError};
-use super::{clone_url_ok, encode, for_each_page, missing, opt_str, plain_name, Filter, Listing};
-use crate::org::repos::Repo;
+use super::{
+    clone_url_ok, common_fields, encode, flag, for_each_page, missing, parse, plain_name, Filter,
+    Listing,
+};
 
 /// Whose repositories.
 #[derive(Clone, Debug)]
@@ -40,24 +42,19 @@ pub fn list(client: &Client, owner: &Owner, filter: Filter) -> Result<Listing, S
     let mut forks: Vec<(usize, String)> = Vec::new();
     for_each_page(client, FORGE, first, |items, page| {
         for (i, item) in items.iter().enumerate() {
-            let flag = |key: &str| match item.get(key) {
-                Some(Value::Bool(b)) => Ok(*b),
-                None | Some(Value::Null) => Ok(false),
-                Some(_) => Err(missing(FORGE, page, i, key)),
-            };
-            let (fork, archived) = (flag("fork")?, flag("archived")?);
+            let at = (FORGE, page, i);
+            let (fork, archived) = (flag(item, "fork", at)?, flag(item, "archived", at)?);
             if (fork && !filter.include_forks) || (archived && !filter.include_archived) {
                 listing.excluded += 1;
                 continue;
             }
-            let Some(url) = item.get("clone_url").and_then(Value::as_str) else {
-                return Err(missing(FORGE, page, i, "clone_url"));
-            };
-            if !clone_url_ok(url, client.origin()) {
-                listing.skip("a clone URL that is not a plain https:// URL");
+            let at = (item, FORGE, page, i);
+            let Some(mut repo) =
+                common_fields(&mut listing, client.origin(), at, "clone_url", "pushed_at")?
+            else {
                 continue;
-            }
-            let size = match item.get("size") {
+            };
+            repo.size = match item.get("size") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
                     v.as_u64()
@@ -65,15 +62,8 @@ pub fn list(client: &Client, owner: &Owner, filter: Filter) -> Result<Listing, S
                         .saturating_mul(1024),
                 ),
             };
-            let (Ok(default_branch), Ok(pushed_at)) =
-                (opt_str(item, "default_branch"), opt_str(item, "pushed_at"))
-            else {
-                listing.skip("a branch name or date with control characters");
-                continue;
-            };
             if fork {
-                let full_name = item.get("full_name").and_then(Value::as_str);
-                match full_name {
+                match item.get("full_name").and_then(Value::as_str) {
                     Some(n) if plain_name(n, 2) => forks.push((listing.repos.len(), n.to_string())),
                     Some(_) => {
                         listing.skip("a fork whose name is not plain");
@@ -82,17 +72,7 @@ pub fn list(client: &Client, owner: &Owner, filter: Filter) -> Result<Listing, S
                     None => return Err(missing(FORGE, page, i, "full_name")),
                 }
             }
-            listing.push(
-                FORGE,
-                Repo {
-                    url: url.to_string(),
-                    kind: FORGE.to_string(),
-                    default_branch,
-                    size,
-                    pushed_at,
-                    fork_parent: None,
-                },
-            )?;
+            listing.push(FORGE, repo)?;
         }
         Ok(())
     })?;
@@ -117,14 +97,7 @@ fn parent_of(client: &Client, full_name: &str) -> Result<Option<String>, String>
         Err(HttpError::Status(404)) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let value: Value = serde_json::from_slice(&answer.body).map_err(|e| {
-        format!(
-            "{what}: not JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
-    Ok(value
+    Ok(parse(&answer.body, &what)?
         .get("parent")
         .and_then(|p| p.get("clone_url"))
         .and_then(Value::as_str)

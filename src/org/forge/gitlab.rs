@@ -6,8 +6,7 @@
 use serde_json::Value;
 
 use super::http::Client;
-use super::{clone_url_ok, encode, for_each_page, missing, opt_str, Filter, Listing};
-use crate::org::repos::Repo;
+use super::{clone_url_ok, common_fields, encode, flag, for_each_page, missing, Filter, Listing};
 
 /// gitlab.com.
 pub const DEFAULT_BASE: &str = "https://gitlab.com";
@@ -24,24 +23,24 @@ pub fn list(client: &Client, group: &str, filter: Filter) -> Result<Listing, Str
     for_each_page(client, FORGE, first, |items, page| {
         for (i, item) in items.iter().enumerate() {
             let parent = item.get("forked_from_project").filter(|p| !p.is_null());
-            let archived = match item.get("archived") {
-                Some(Value::Bool(b)) => *b,
-                None | Some(Value::Null) => false,
-                Some(_) => return Err(missing(FORGE, page, i, "archived")),
-            };
+            let archived = flag(item, "archived", (FORGE, page, i))?;
             if (parent.is_some() && !filter.include_forks) || (archived && !filter.include_archived)
             {
                 listing.excluded += 1;
                 continue;
             }
-            let Some(url) = item.get("http_url_to_repo").and_then(Value::as_str) else {
-                return Err(missing(FORGE, page, i, "http_url_to_repo"));
-            };
-            if !clone_url_ok(url, client.origin()) {
-                listing.skip("a clone URL that is not a plain https:// URL");
+            let at = (item, FORGE, page, i);
+            let Some(mut repo) = common_fields(
+                &mut listing,
+                client.origin(),
+                at,
+                "http_url_to_repo",
+                "last_activity_at",
+            )?
+            else {
                 continue;
-            }
-            let size = match item
+            };
+            repo.size = match item
                 .get("statistics")
                 .and_then(|s| s.get("repository_size"))
             {
@@ -53,14 +52,7 @@ pub fn list(client: &Client, group: &str, filter: Filter) -> Result<Listing, Str
                         .ok_or_else(|| missing(FORGE, page, i, "statistics.repository_size"))?,
                 ),
             };
-            let (Ok(default_branch), Ok(pushed_at)) = (
-                opt_str(item, "default_branch"),
-                opt_str(item, "last_activity_at"),
-            ) else {
-                listing.skip("a branch name or date with control characters");
-                continue;
-            };
-            let fork_parent =
+            repo.fork_parent =
                 match parent.map(|p| p.get("http_url_to_repo").and_then(Value::as_str)) {
                     None => None,
                     Some(Some(u)) if clone_url_ok(u, client.origin()) => Some(u.to_string()),
@@ -69,17 +61,7 @@ pub fn list(client: &Client, group: &str, filter: Filter) -> Result<Listing, Str
                         None
                     }
                 };
-            listing.push(
-                FORGE,
-                Repo {
-                    url: url.to_string(),
-                    kind: FORGE.to_string(),
-                    default_branch,
-                    size,
-                    pushed_at,
-                    fork_parent,
-                },
-            )?;
+            listing.push(FORGE, repo)?;
         }
         Ok(())
     })?;

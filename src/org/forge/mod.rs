@@ -83,13 +83,7 @@ fn for_each_page(
     for page in 1..=MAX_PAGES {
         let what = format!("{forge}: page {page}");
         let answer = client.get(&url, &what).map_err(|e| e.to_string())?;
-        let value: Value = serde_json::from_slice(&answer.body).map_err(|e| {
-            format!(
-                "{what}: not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
+        let value = parse(&answer.body, &what)?;
         let Value::Array(items) = value else {
             return Err(format!("{what}: not a JSON array of repositories"));
         };
@@ -108,6 +102,63 @@ fn for_each_page(
         }
     }
     Err(format!("{forge}: more than {MAX_PAGES} pages; stopped"))
+}
+
+/// A JSON answer; an error names `what` and the position, never the text.
+fn parse(body: &[u8], what: &str) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "{what}: not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+/// The fields GitHub and GitLab both give, each under its own name: a repository with its
+/// clone URL, default branch and last push, or `None` when it was skipped (and counted).
+/// Size and fork parent are left to the caller.
+fn common_fields(
+    listing: &mut Listing,
+    api: &Origin,
+    (item, forge, page, index): (&Value, &str, usize, usize),
+    url_key: &str,
+    pushed_key: &str,
+) -> Result<Option<Repo>, String> {
+    let Some(url) = item.get(url_key).and_then(Value::as_str) else {
+        return Err(missing(forge, page, index, url_key));
+    };
+    if !clone_url_ok(url, api) {
+        listing.skip("a clone URL that is not a plain https:// URL");
+        return Ok(None);
+    }
+    let (Ok(default_branch), Ok(pushed_at)) =
+        (opt_str(item, "default_branch"), opt_str(item, pushed_key))
+    else {
+        listing.skip("a branch name or date with control characters");
+        return Ok(None);
+    };
+    Ok(Some(Repo {
+        url: url.to_string(),
+        kind: forge.to_string(),
+        default_branch,
+        size: None,
+        pushed_at,
+        fork_parent: None,
+    }))
+}
+
+/// A boolean field; absent or `null` is `false`, anything else an error.
+fn flag(
+    item: &Value,
+    key: &str,
+    (forge, page, index): (&str, usize, usize),
+) -> Result<bool, String> {
+    match item.get(key) {
+        Some(Value::Bool(b)) => Ok(*b),
+        None | Some(Value::Null) => Ok(false),
+        Some(_) => Err(missing(forge, page, index, key)),
+    }
 }
 
 /// An absolute next-page URL on the API's origin, or `None`.
