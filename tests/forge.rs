@@ -517,3 +517,46 @@ fn huggingface_models_datasets_and_spaces_are_listed_and_a_model_clones_over_htt
         "model card\n"
     );
 }
+
+#[test]
+fn https_proxy_is_honoured_and_the_token_stays_inside_the_tunnel() {
+    // The fake forge plays the proxy: it sees the CONNECT and answers 404, so nothing else
+    // follows. The token would travel only inside the TLS tunnel.
+    let proxy = FakeForge::start();
+    let token = Fake::new(1306).github_token("ghp_");
+    let t = Tree::new();
+    let out = t.path().join("r.jsonl");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["org", "list", "--github", "acme", "--api-url"])
+        .arg("https://ghe.example.invalid/api/v3")
+        .arg("-o")
+        .arg(&out);
+    for v in [
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        cmd.env_remove(v);
+    }
+    let o = cmd
+        .env("HTTPS_PROXY", proxy.url())
+        .env("GITHUB_TOKEN", &token)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains(&token));
+    let seen = proxy.requests();
+    assert!(!seen.is_empty(), "the proxy was not used: {err}");
+    for r in &seen {
+        assert_eq!(r.method, "CONNECT", "{r:?}");
+        assert_eq!(r.path, "ghe.example.invalid:443");
+        assert!(
+            r.header("authorization").is_none(),
+            "the token went to the proxy"
+        );
+    }
+}
