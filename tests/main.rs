@@ -1,5 +1,6 @@
 //! trawl's integration tests: one binary, one module per area.
 
+mod fake_forge;
 mod util;
 
 mod artifacts;
@@ -8,6 +9,7 @@ mod content;
 mod encoded;
 mod engine;
 mod example_keys;
+mod forge;
 mod gate;
 mod git;
 mod golden;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::{job, Ui};
-use crate::org::{plan, repos};
+use crate::org::{forge, plan, repos};
 use crate::report::plural;
 
 #[derive(Debug, Subcommand)]
@@ -30,11 +30,38 @@ pub enum OrgCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(
+    ["from_file", "github", "github_user", "gitlab", "huggingface"]
+)))]
 pub struct ListArgs {
     /// A plain list of clone URLs, one a line (`https://`, `ssh://`, `git@host:path`,
     /// `file://`, or a local path); `#` starts a comment.
-    #[arg(long, value_name = "FILE", required = true)]
-    from_file: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    from_file: Option<PathBuf>,
+    /// The repositories of a GitHub organisation (token: `GITHUB_TOKEN`).
+    #[arg(long, value_name = "ORG")]
+    github: Option<String>,
+    /// The repositories of a GitHub user (token: `GITHUB_TOKEN`).
+    #[arg(long, value_name = "USER")]
+    github_user: Option<String>,
+    /// The projects of a GitLab group and its subgroups, e.g. `acme/platform` (token:
+    /// `GITLAB_TOKEN`).
+    #[arg(long, value_name = "GROUP")]
+    gitlab: Option<String>,
+    /// The models, datasets and Spaces of a Hugging Face user or organisation (token:
+    /// `HF_TOKEN`).
+    #[arg(long, value_name = "AUTHOR")]
+    huggingface: Option<String>,
+    /// The forge's API base (GitHub Enterprise: `https://HOST/api/v3`; GitLab and Hugging
+    /// Face: the site, e.g. `https://gitlab.example`).
+    #[arg(long, value_name = "URL", conflicts_with = "from_file")]
+    api_url: Option<String>,
+    /// Include forks (left out by default).
+    #[arg(long, conflicts_with = "from_file")]
+    include_forks: bool,
+    /// Include archived repositories (left out by default).
+    #[arg(long, conflicts_with = "from_file")]
+    include_archived: bool,
     /// Where to write `repos.jsonl` (standard output by default).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
@@ -74,10 +101,23 @@ pub fn run(cmd: OrgCommand, ui: std::sync::Arc<dyn Ui>) -> Result<ExitCode> {
 }
 
 fn list(args: ListArgs, ui: &dyn Ui) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.from_file)
-        .with_context(|| format!("cannot read {}", args.from_file.display()))?;
+    let repos = match &args.from_file {
+        Some(file) => list_file(file, ui)?,
+        None => list_forge(&args, ui)?,
+    };
+    write(args.output.as_ref(), &repos::to_jsonl(&repos))?;
+    ui.summary(&format!(
+        "trawl: {} listed",
+        plural(repos.len(), "repository", "repositories")
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_file(file: &PathBuf, ui: &dyn Ui) -> Result<Vec<repos::Repo>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     // Relative paths in the list are relative to the list itself.
-    let base = std::path::absolute(&args.from_file)?
+    let base = std::path::absolute(file)?
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -85,17 +125,72 @@ fn list(args: ListArgs, ui: &dyn Ui) -> Result<ExitCode> {
     for p in &problems {
         ui.notice(&format!(
             "{} line {}: {}",
-            args.from_file.display(),
+            file.display(),
             p.line,
             p.message
         ));
     }
-    write(args.output.as_ref(), &repos::to_jsonl(&repos))?;
-    ui.summary(&format!(
-        "trawl: {} listed",
-        plural(repos.len(), "repository", "repositories")
-    ));
-    Ok(ExitCode::SUCCESS)
+    Ok(repos)
+}
+
+/// Lists from a forge's API; the token comes from the forge's environment variable only.
+fn list_forge(args: &ListArgs, ui: &dyn Ui) -> Result<Vec<repos::Repo>> {
+    use forge::http::{Client, Token};
+    let filter = forge::Filter {
+        include_forks: args.include_forks,
+        include_archived: args.include_archived,
+    };
+    let notice = |m: &str| ui.summary(&format!("trawl: {m}"));
+    let client = |default: &str, var: &str, header: &'static str, prefix: &str| {
+        let token = Token::from_env(var, header, prefix).map_err(anyhow::Error::msg)?;
+        let base = args.api_url.as_deref().unwrap_or(default);
+        Client::new(base, token, &notice).map_err(anyhow::Error::msg)
+    };
+    let github = |owner| {
+        let c = client(
+            forge::github::DEFAULT_API,
+            "GITHUB_TOKEN",
+            "Authorization",
+            "Bearer ",
+        )?;
+        forge::github::list(&c, &owner, filter).map_err(anyhow::Error::msg)
+    };
+    let listing = if let Some(org) = &args.github {
+        github(forge::github::Owner::Org(org.clone()))?
+    } else if let Some(user) = &args.github_user {
+        github(forge::github::Owner::User(user.clone()))?
+    } else if let Some(group) = &args.gitlab {
+        let c = client(
+            forge::gitlab::DEFAULT_BASE,
+            "GITLAB_TOKEN",
+            "PRIVATE-TOKEN",
+            "",
+        )?;
+        forge::gitlab::list(&c, group, filter).map_err(anyhow::Error::msg)?
+    } else if let Some(author) = &args.huggingface {
+        let c = client(
+            forge::huggingface::DEFAULT_BASE,
+            "HF_TOKEN",
+            "Authorization",
+            "Bearer ",
+        )?;
+        forge::huggingface::list(&c, author).map_err(anyhow::Error::msg)?
+    } else {
+        bail!("no source to list from");
+    };
+    for (reason, n) in &listing.skipped {
+        ui.summary(&format!(
+            "trawl: warning: {} skipped: {reason}",
+            plural(*n, "repository", "repositories")
+        ));
+    }
+    if listing.excluded > 0 {
+        ui.summary(&format!(
+            "trawl: {} left out (forks or archived; see --include-forks, --include-archived)",
+            plural(listing.excluded, "repository", "repositories")
+        ));
+    }
+    Ok(listing.repos)
 }
 
 fn plan_cmd(args: PlanArgs, ui: &dyn Ui) -> Result<ExitCode> {
