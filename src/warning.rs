@@ -35,6 +35,9 @@ pub enum WarningKind {
     Baseline,
     /// The file walk (symlink loops, unreadable directories).
     Walk,
+    /// The state store could not record results (they are reported; the next run scans the
+    /// blob again).
+    State,
 }
 
 impl WarningKind {
@@ -114,6 +117,11 @@ pub struct Diagnostics {
     pub lfs: AtomicU64,
     /// Inputs expected in all, when a source knows it in advance (history); 0 when unknown.
     pub total: AtomicU64,
+    /// Inputs the state store knew under the current rules: not scanned again.
+    pub known: AtomicU64,
+    /// Inputs the state store knew under older rules: scanned with the new or changed rules
+    /// only (also counted in `blobs`).
+    pub rescanned: AtomicU64,
 }
 
 impl fmt::Debug for Diagnostics {
@@ -146,6 +154,8 @@ impl Diagnostics {
             binary: AtomicU64::new(0),
             lfs: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            known: AtomicU64::new(0),
+            rescanned: AtomicU64::new(0),
         }
     }
 
@@ -198,7 +208,8 @@ impl Diagnostics {
         Progress {
             blobs: self.blobs.load(Ordering::Relaxed)
                 + self.binary.load(Ordering::Relaxed)
-                + self.lfs.load(Ordering::Relaxed),
+                + self.lfs.load(Ordering::Relaxed)
+                + self.known.load(Ordering::Relaxed),
             total: self.total.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }

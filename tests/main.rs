@@ -22,4 +22,5 @@ mod output;
 mod precommit;
 mod readme;
 mod rules_catalogue;
+mod state;
 mod suppress;

@@ -20,6 +20,11 @@ pub struct GitArgs {
     repos: Vec<PathBuf>,
     #[command(flatten)]
     git: GitOpts,
+    /// Keep what each blob held in this state file (SQLite; created when missing): the next
+    /// run skips blobs already scanned, and after a rule change scans them with the new and
+    /// changed rules only. Never holds a secret.
+    #[arg(long, value_name = "FILE", conflicts_with = "staged")]
+    state: Option<PathBuf>,
     #[command(flatten)]
     scan: ScanOpts,
     #[command(flatten)]
@@ -143,6 +148,7 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         args.report.baseline.as_deref(),
         args.report.report_stale,
         root.as_deref(),
+        args.state.as_deref(),
         &mut source,
         "blobs",
         &ui,

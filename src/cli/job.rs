@@ -19,11 +19,12 @@ use crate::findings::suppress::{
     check_rule_ids, Baseline, BoundedFile, Config, GitleaksIgnore, Suppressions,
 };
 use crate::findings::Finding;
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Pipeline, StateHook};
 use crate::report::{self, plural, Format, ReportContext};
 use crate::rules::RuleSet;
 use crate::scan::Scanner;
 use crate::source::{Diagnostics, Source};
+use crate::state::{Generation, Store};
 
 /// The file-size limit when neither a flag nor the configuration sets one.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
@@ -46,12 +47,27 @@ pub fn build_scanner(
     ui: &dyn Ui,
     small: bool,
 ) -> Result<Scanner> {
+    let rules = load_rules(opts, rule_files, config, &mut |w| ui.warning(&w))?;
+    if small {
+        Scanner::for_small_inputs(rules)
+    } else {
+        Scanner::new(rules)
+    }
+}
+
+/// The rules [`build_scanner`] compiles; rule-file warnings go to `warn`.
+fn load_rules(
+    opts: &ScanOpts,
+    rule_files: &[BoundedFile],
+    config: &Config,
+    warn: &mut dyn FnMut(crate::warning::Warning),
+) -> Result<RuleSet> {
     let mut rules = RuleSet::builtin()?;
     for file in rule_files {
         let text = file.read("rule file")?;
         let origin = file.path.display().to_string();
         for w in rules.add_file(&text, &origin)? {
-            ui.warning(&crate::warning::Warning::new(
+            warn(crate::warning::Warning::new(
                 crate::warning::WarningKind::Rule,
                 origin.clone(),
                 w,
@@ -76,11 +92,7 @@ pub fn build_scanner(
     let enabled: HashSet<&str> = opts.enable_rules.iter().map(String::as_str).collect();
     rules
         .retain(|r| !disabled.contains(r.id()) && (enabled.is_empty() || enabled.contains(r.id())));
-    if small {
-        Scanner::for_small_inputs(rules)
-    } else {
-        Scanner::new(rules)
-    }
+    Ok(rules)
 }
 
 /// The largest file-size limit a flag or a configuration can set (a file under it may be
@@ -121,56 +133,150 @@ pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
     })
 }
 
-/// Loads configuration and rules (from `root` unless `--config`), runs `source` through the
-/// pipeline with a progress line, and applies allowlists, `.gitleaksignore` and the baseline.
-pub fn scan(
-    opts: &ScanOpts,
-    baseline: Option<&Path>,
-    report_stale: bool,
-    root: Option<&Path>,
-    source: &mut dyn Source,
-    unit: &str,
-    ui: &Arc<dyn Ui>,
-) -> Result<Scanned> {
-    let started = Instant::now();
-    let config = Config::load(opts.config.as_deref(), root)?;
-    let mut files: Vec<BoundedFile> = opts
-        .rule_files
-        .iter()
-        .cloned()
-        .map(BoundedFile::trusted)
-        .collect();
-    files.extend(config.rule_files());
-    let scanner = build_scanner(opts, &files, &config, ui.as_ref(), source.is_small())?;
-    let baseline = baseline.map(Baseline::load).transpose()?;
-    let suppressions = Suppressions::new(&config, baseline, GitleaksIgnore::load(root))?;
-    let quiet = opts.quiet;
-    let sink_ui = ui.clone();
-    let diag = Diagnostics::new(Box::new(move |w| {
-        if !quiet {
-            sink_ui.warning(w);
+/// Configuration, rules, limits and suppressions, loaded once for one or many runs of the
+/// pipeline.
+pub struct Engine {
+    opts: ScanOpts,
+    rule_files: Vec<BoundedFile>,
+    config: Config,
+    scanner: Scanner,
+    limits: Limits,
+    suppressions: Suppressions,
+}
+
+/// An open state store with the scanners of its deltas.
+pub struct State {
+    store: Store,
+    deltas: Vec<Scanner>,
+}
+
+impl State {
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Engine {
+    /// Loads configuration (from `root` unless `--config`), rules, the baseline and
+    /// `.gitleaksignore`.
+    pub fn load(
+        opts: &ScanOpts,
+        baseline: Option<&Path>,
+        root: Option<&Path>,
+        small: bool,
+        ui: &dyn Ui,
+    ) -> Result<Engine> {
+        let config = Config::load(opts.config.as_deref(), root)?;
+        let mut rule_files: Vec<BoundedFile> = opts
+            .rule_files
+            .iter()
+            .cloned()
+            .map(BoundedFile::trusted)
+            .collect();
+        rule_files.extend(config.rule_files());
+        let scanner = build_scanner(opts, &rule_files, &config, ui, small)?;
+        let baseline = baseline.map(Baseline::load).transpose()?;
+        let suppressions = Suppressions::new(&config, baseline, GitleaksIgnore::load(root))?;
+        let limits = resolve_limits(opts, &config)?;
+        Ok(Engine {
+            opts: opts.clone(),
+            rule_files,
+            config,
+            scanner,
+            limits,
+            suppressions,
+        })
+    }
+
+    /// The rule generation of this engine, as the state store keys results on it.
+    pub fn generation(&self) -> Generation {
+        Generation::of(
+            self.scanner.rules(),
+            &format!(
+                "limits {:?}\nsecret filter {}",
+                self.limits,
+                self.config.secret_filter_digest()
+            ),
+        )
+    }
+
+    /// Opens the state store at `path`, with a scanner for each set of rules that blobs
+    /// scanned by earlier generations still lack.
+    pub fn open_state(&self, path: &Path) -> Result<State> {
+        let generic = self
+            .scanner
+            .rules()
+            .rules()
+            .iter()
+            .filter(|r| r.is_generic())
+            .map(|r| r.id().to_string())
+            .collect();
+        let store = Store::open(path, self.generation(), generic)?;
+        let mut deltas = Vec::new();
+        for delta in store.deltas() {
+            let mut rules = load_rules(&self.opts, &self.rule_files, &self.config, &mut |_| {})?;
+            rules.retain(|r| delta.contains(r.id()));
+            deltas.push(Scanner::new(rules)?);
         }
-    }));
-    let options = pipeline::Options {
-        limits: resolve_limits(opts, &config)?,
-        threads: opts.threads(),
-        exclude: opts.exclude.clone(),
-    };
-    let pipeline = Pipeline::new(&scanner, options, &diag)?;
-    let show_progress = !opts.quiet && !opts.no_progress && ui.can_show_progress();
-    let done = AtomicBool::new(false);
-    let result = std::thread::scope(|s| {
-        if show_progress {
-            s.spawn(|| progress_loop(&done, &diag, ui.as_ref(), unit));
+        Ok(State { store, deltas })
+    }
+
+    /// Runs `source` through the pipeline (with the state store, when given), with a progress
+    /// line; no suppression applied.
+    pub fn run(
+        &self,
+        source: &mut dyn Source,
+        state: Option<&State>,
+        unit: &str,
+        ui: &Arc<dyn Ui>,
+    ) -> Result<(Vec<Finding>, Diagnostics)> {
+        let quiet = self.opts.quiet;
+        let sink_ui = ui.clone();
+        let diag = Diagnostics::new(Box::new(move |w| {
+            if !quiet {
+                sink_ui.warning(w);
+            }
+        }));
+        let options = pipeline::Options {
+            limits: self.limits.clone(),
+            threads: self.opts.threads(),
+            exclude: self.opts.exclude.clone(),
+        };
+        let drops = |id: &str, secret: &[u8]| self.suppressions.allows_secret(id, secret);
+        let mut pipeline = Pipeline::new(&self.scanner, options, &diag)?;
+        if let Some(state) = state {
+            pipeline = pipeline.with_state(StateHook {
+                store: &state.store,
+                deltas: &state.deltas,
+                drops: &drops,
+            });
         }
-        let r = pipeline.run(source);
-        done.store(true, Ordering::Relaxed);
-        r
-    });
-    result?;
-    let mut findings = pipeline.finish();
-    let report = suppressions.apply(&mut findings);
-    if !opts.quiet {
+        let show_progress = !quiet && !self.opts.no_progress && ui.can_show_progress();
+        let done = AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            if show_progress {
+                s.spawn(|| progress_loop(&done, &diag, ui.as_ref(), unit));
+            }
+            let r = pipeline.run(source);
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        result?;
+        let findings = pipeline.finish();
+        if let Some(state) = state {
+            state.store.commit()?;
+        }
+        Ok((findings, diag))
+    }
+
+    /// Applies allowlists, `.gitleaksignore` and the baseline, and tells about expired and
+    /// (with `report_stale`) stale baseline entries.
+    pub fn suppress(&self, findings: &mut Vec<Finding>, report_stale: bool, ui: &dyn Ui) {
+        let report = self.suppressions.apply(findings);
+        if self.opts.quiet {
+            return;
+        }
         for (rule, day) in &report.expired {
             ui.notice(&format!(
                 "trawl: warning: baseline entry for a {rule} finding expired on {day}: reported again"
@@ -205,6 +311,27 @@ pub fn scan(
             ));
         }
     }
+}
+
+/// Loads configuration and rules (from `root` unless `--config`), runs `source` through the
+/// pipeline with a progress line (and the state store at `state`, when given), and applies
+/// allowlists, `.gitleaksignore` and the baseline.
+#[allow(clippy::too_many_arguments)]
+pub fn scan(
+    opts: &ScanOpts,
+    baseline: Option<&Path>,
+    report_stale: bool,
+    root: Option<&Path>,
+    state: Option<&Path>,
+    source: &mut dyn Source,
+    unit: &str,
+    ui: &Arc<dyn Ui>,
+) -> Result<Scanned> {
+    let started = Instant::now();
+    let engine = Engine::load(opts, baseline, root, source.is_small(), ui.as_ref())?;
+    let state = state.map(|p| engine.open_state(p)).transpose()?;
+    let (mut findings, diag) = engine.run(source, state.as_ref(), unit, ui)?;
+    engine.suppress(&mut findings, report_stale, ui.as_ref());
     Ok(Scanned {
         findings,
         diag,
@@ -342,7 +469,7 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
     };
     let p = diag.progress();
     format!(
-        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}{}",
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}{}{}",
         plural(findings.len(), "finding", "findings"),
         if parts.is_empty() {
             String::new()
@@ -366,6 +493,17 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
             n => format!(
                 ", {} not scanned (content stored elsewhere)",
                 plural(n, "Git LFS pointer", "Git LFS pointers")
+            ),
+        },
+        match (
+            diag.known.load(Ordering::Relaxed) as usize,
+            diag.rescanned.load(Ordering::Relaxed) as usize,
+        ) {
+            (0, 0) => String::new(),
+            (known, 0) => format!("; {} known from the state store", plural(known, one, many)),
+            (known, rescanned) => format!(
+                " ({rescanned} of them with new or changed rules only); {} known from the state store",
+                plural(known, one, many)
             ),
         },
         match diag.warnings() {

@@ -8,6 +8,10 @@ mod baseline;
 mod git;
 mod job;
 mod org;
+#[cfg(feature = "git")]
+mod org_merge;
+#[cfg(feature = "git")]
+mod org_scan;
 mod rules;
 mod scan;
 
@@ -73,7 +77,7 @@ enum Command {
     /// Accept current findings so that only new ones fail (`--baseline FILE`).
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
-    /// Scans of many repositories: list them, plan shards.
+    /// Scans of many repositories: list them, plan shards, scan a shard, merge the shards.
     #[command(subcommand)]
     Org(org::OrgCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -93,7 +97,7 @@ pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         Command::Git(args) => git::run(args, ui),
         Command::Rules(cmd) => rules::run(cmd, ui.as_ref()),
         Command::Baseline(cmd) => baseline::run(cmd, ui),
-        Command::Org(cmd) => org::run(cmd, ui.as_ref()),
+        Command::Org(cmd) => org::run(cmd, ui),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);

@@ -1,5 +1,6 @@
 //! `trawl org`: scans of many repositories. `list` writes the repositories to scan
-//! (`repos.jsonl`), `plan` assigns them to shards (`plan.json`).
+//! (`repos.jsonl`), `plan` assigns them to shards (`plan.json`), `scan` runs one shard
+//! (`org_scan.rs`), `merge` makes one report of them all (`org_merge.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,15 @@ pub enum OrgCommand {
     List(ListArgs),
     /// Assign the repositories of a `repos.jsonl` to shards, deterministically (`plan.json`).
     Plan(PlanArgs),
+    /// Scan one shard of a plan: fetch each repository, scan its whole history, write
+    /// `shard-I.jsonl.gz` and the marker `shard-I.done.json`. Exit 0 when done (findings or
+    /// not), 75 to retry, 2 on a fatal error.
+    #[cfg(feature = "git")]
+    Scan(super::org_scan::ScanArgs),
+    /// Merge the shards of a plan into one report; refuses while a shard is not done. Exit 1
+    /// for findings at or above `--fail-on`, 2 when a repository could not be read.
+    #[cfg(feature = "git")]
+    Merge(super::org_merge::MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -42,10 +52,14 @@ pub struct PlanArgs {
     output: Option<PathBuf>,
 }
 
-pub fn run(cmd: OrgCommand, ui: &dyn Ui) -> Result<ExitCode> {
+pub fn run(cmd: OrgCommand, ui: std::sync::Arc<dyn Ui>) -> Result<ExitCode> {
     match cmd {
-        OrgCommand::List(args) => list(args, ui),
-        OrgCommand::Plan(args) => plan_cmd(args, ui),
+        OrgCommand::List(args) => list(args, ui.as_ref()),
+        OrgCommand::Plan(args) => plan_cmd(args, ui.as_ref()),
+        #[cfg(feature = "git")]
+        OrgCommand::Scan(args) => super::org_scan::run(args, ui),
+        #[cfg(feature = "git")]
+        OrgCommand::Merge(args) => super::org_merge::run(args, ui),
     }
 }
 

@@ -73,6 +73,7 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         args.report.baseline.as_deref(),
         args.report.report_stale,
         root.as_deref(),
+        None,
         &mut inputs,
         "files",
         &ui,

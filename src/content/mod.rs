@@ -704,6 +704,7 @@ pub(crate) fn binary_placed(
         position: None,
         member: member.map(str::to_string),
         extra,
+        stored: None,
     }
 }
 

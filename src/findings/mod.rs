@@ -41,6 +41,9 @@ pub struct Placed {
     pub snippet_secret: Range<usize>,
     /// Where other secrets of the same input sit in `snippet`, so reports redact them too.
     pub snippet_others: Vec<Range<usize>>,
+    /// Set for a match read back from the state store: its secret fingerprint. `secret` and
+    /// `snippet` then hold the redacted text reports print (the store never keeps a secret).
+    pub stored: Option<String>,
 }
 
 /// Where a secret sits in a text: 1-based lines, 1-based byte columns, and the same columns
@@ -234,6 +237,7 @@ pub(crate) fn place_indexed(hay: &[u8], matches: &[Match], work: &mut u64) -> Ve
                 extra: Extra::default(),
                 snippet_secret: (s - snip_start)..(snip_secret_end - snip_start).min(snippet.len()),
                 snippet,
+                stored: None,
             },
         ));
     }
@@ -399,14 +403,18 @@ pub enum What {
     /// A callable or layer that runs code on load (a pickle import, a Keras Lambda layer);
     /// not secret, shown as it is.
     UnsafeCode(String),
+    /// A secret known only by its fingerprint and its redacted form, as the state store and
+    /// shard files keep it: printed as it is.
+    Redacted(String),
 }
 
 impl What {
-    /// The bytes the finding's fingerprint is made of.
+    /// The bytes the finding's fingerprint is made of (for a redacted secret, the redacted
+    /// text: its fingerprint was made when it was found).
     pub fn bytes(&self) -> &[u8] {
         match self {
             What::Secret(s) => s,
-            What::UnsafeCode(c) => c.as_bytes(),
+            What::UnsafeCode(c) | What::Redacted(c) => c.as_bytes(),
         }
     }
 }
@@ -432,6 +440,10 @@ pub struct Location {
     pub snippet_others: Vec<Range<usize>>,
     /// Hash of the secret fingerprint and the named fields of the place.
     pub fingerprint: String,
+    /// The snippet is already redacted (read from the state store or a shard file).
+    pub snippet_redacted: bool,
+    /// The repository, in scans of many (`trawl org`): its clone URL.
+    pub repository: Option<Arc<str>>,
 }
 
 /// A secret (or unsafe code) found by one rule, with every place it was seen.
@@ -463,9 +475,25 @@ impl Location {
         }
     }
 
-    /// What makes two locations the same place: input, member, name or content, offset.
-    fn key(&self) -> (&Provenance, &Option<String>, Option<NameKind>, usize) {
-        (&self.provenance, &self.member, self.extra.name, self.offset)
+    /// What makes two locations the same place: repository, input, member, name or
+    /// content, offset.
+    #[allow(clippy::type_complexity)]
+    fn key(
+        &self,
+    ) -> (
+        &Option<Arc<str>>,
+        &Provenance,
+        &Option<String>,
+        Option<NameKind>,
+        usize,
+    ) {
+        (
+            &self.repository,
+            &self.provenance,
+            &self.member,
+            self.extra.name,
+            self.offset,
+        )
     }
 }
 
@@ -476,10 +504,15 @@ impl FindingSet {
             let rule = scanner.rule(p.rule);
             let what = if rule.is_synthetic() {
                 What::UnsafeCode(String::from_utf8_lossy(&p.secret).into_owned())
+            } else if p.stored.is_some() {
+                What::Redacted(String::from_utf8_lossy(&p.secret).into_owned())
             } else {
                 What::Secret(p.secret.clone())
             };
-            let fp = secret_fingerprint(rule.id(), what.bytes());
+            let fp = match &p.stored {
+                Some(fp) => fp.clone(),
+                None => secret_fingerprint(rule.id(), what.bytes()),
+            };
             let location = Location {
                 provenance: provenance.clone(),
                 member: p.member.clone(),
@@ -497,9 +530,18 @@ impl FindingSet {
                     p.offset,
                     p.extra.name,
                 ),
+                snippet_redacted: p.stored.is_some(),
+                repository: None,
             };
             match self.index.get(&fp) {
-                Some(&i) => self.findings[i].locations.push(location),
+                Some(&i) => {
+                    let f = &mut self.findings[i];
+                    // The secret in clear, when one of the places gave it.
+                    if matches!(f.what, What::Redacted(_)) && matches!(what, What::Secret(_)) {
+                        f.what = what;
+                    }
+                    f.locations.push(location);
+                }
                 None => {
                     self.index.insert(fp.clone(), self.findings.len());
                     self.findings.push(Finding {
@@ -526,18 +568,23 @@ impl FindingSet {
     /// The findings in a deterministic order: locations by (input, member, offset), the same
     /// place once; findings by their first location, then rule id.
     pub fn into_sorted(self) -> Vec<Finding> {
-        let mut v = self.findings;
-        for f in &mut v {
-            f.locations.sort_by(|a, b| a.key().cmp(&b.key()));
-            f.locations.dedup_by(|a, b| a.key() == b.key());
-        }
-        v.sort_by(|a, b| {
-            let ka = a.locations.first().map(Location::key);
-            let kb = b.locations.first().map(Location::key);
-            ka.cmp(&kb).then_with(|| a.rule.id.cmp(&b.rule.id))
-        });
-        v
+        sorted(self.findings)
     }
+}
+
+/// Findings in a deterministic order: locations by (repository, input, member, offset), the
+/// same place once; findings by their first location, then rule id.
+pub fn sorted(mut v: Vec<Finding>) -> Vec<Finding> {
+    for f in &mut v {
+        f.locations.sort_by(|a, b| a.key().cmp(&b.key()));
+        f.locations.dedup_by(|a, b| a.key() == b.key());
+    }
+    v.sort_by(|a, b| {
+        let ka = a.locations.first().map(Location::key);
+        let kb = b.locations.first().map(Location::key);
+        ka.cmp(&kb).then_with(|| a.rule.id.cmp(&b.rule.id))
+    });
+    v
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex_automata::meta;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use super::Finding;
 use crate::rules::compile_regex;
@@ -524,7 +525,56 @@ impl GitleaksIgnore {
     }
 }
 
+impl Config {
+    /// A digest of what in the configuration decides whether a secret is kept by its
+    /// content alone (the regexes and stopwords of the allowlists): the state store keeps no
+    /// secret, so these are applied before a blob's results are stored, and a change of them
+    /// makes stored results stale. Paths, baselines and `.gitleaksignore` apply at report
+    /// time and are not in it.
+    pub fn secret_filter_digest(&self) -> String {
+        let mut per_rule: Vec<(&String, &AllowlistConfig)> = self.file.rule.iter().collect();
+        per_rule.sort_by(|a, b| a.0.cmp(b.0));
+        let mut h = sha2::Sha256::new();
+        let mut add = |a: &AllowlistConfig| {
+            for r in &a.regexes {
+                h.update(b"r\0");
+                h.update(r.as_bytes());
+                h.update(b"\0");
+            }
+            for w in &a.stopwords {
+                h.update(b"w\0");
+                h.update(w.as_bytes());
+                h.update(b"\0");
+            }
+        };
+        add(&self.file.allowlist);
+        for (id, a) in per_rule {
+            add(&AllowlistConfig {
+                paths: Vec::new(),
+                regexes: vec![format!("rule {id}")],
+                stopwords: Vec::new(),
+            });
+            add(a);
+        }
+        hex(&h.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Suppressions {
+    /// Whether the configuration's allowlists drop a secret of rule `rule_id` by its content
+    /// (regexes, stopwords), whatever its path.
+    pub fn allows_secret(&self, rule_id: &str, secret: &[u8]) -> bool {
+        self.global.allows_secret(secret)
+            || self
+                .per_rule
+                .get(rule_id)
+                .is_some_and(|a| a.allows_secret(secret))
+    }
+
     /// Builds the filters of a configuration and an optional baseline.
     pub fn new(
         config: &Config,
@@ -598,7 +648,8 @@ impl Suppressions {
                     self.global.allows_secret(secret)
                         || rule_list.is_some_and(|a| a.allows_secret(secret))
                 }
-                super::What::UnsafeCode(_) => false,
+                // Checked before it was stored (see `state`).
+                super::What::UnsafeCode(_) | super::What::Redacted(_) => false,
             };
             if secret_allowed {
                 report.allowlisted += f.locations.len();

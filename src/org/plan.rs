@@ -47,6 +47,11 @@ fn weight(r: &Repo) -> u64 {
     r.size.unwrap_or(UNKNOWN_SIZE).max(1)
 }
 
+/// The fork network of a repository, named by its root's URL.
+pub fn network(r: &Repo) -> &str {
+    r.fork_parent.as_deref().unwrap_or(&r.url)
+}
+
 /// Plans `repos` over `shards` shards (at least 1). Repeated URLs are planned once (the
 /// first, in URL order, wins).
 pub fn plan(repos: &[Repo], shards: usize) -> Plan {
@@ -59,8 +64,7 @@ pub fn plan(repos: &[Repo], shards: usize) -> Plan {
     // Fork networks, keyed by their root's URL.
     let mut networks: BTreeMap<&str, Vec<&Repo>> = BTreeMap::new();
     for r in &sorted {
-        let root = r.fork_parent.as_deref().unwrap_or(&r.url);
-        networks.entry(root).or_default().push(r);
+        networks.entry(network(r)).or_default().push(r);
     }
     let mut order: Vec<(u64, &str, Vec<&Repo>)> = networks
         .into_iter()

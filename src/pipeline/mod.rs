@@ -9,6 +9,7 @@
 //! Nothing here prints: warnings go to [`Diagnostics`].
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -20,6 +21,7 @@ use crate::source::{
     looks_binary, Blob, BlobId, Diagnostics, Found, Lane, Provenance, Sink, Source, SourceError,
     Warning, WarningKind,
 };
+use crate::state::{Lookup, Store, StoredMatch};
 
 /// Larger inputs are not hashed for dedup (model weights: decoders read only their headers).
 const DEDUP_MAX_BYTES: usize = 64 << 20;
@@ -83,6 +85,26 @@ pub struct Pipeline<'s> {
     /// Results of content already scanned, by blob id (`None`: nothing found).
     seen: Mutex<HashMap<BlobId, Option<Arc<Vec<Placed>>>>>,
     findings: Mutex<FindingSet>,
+    state: Option<State<'s>>,
+}
+
+/// The state store as the pipeline uses it: asked before a blob is scanned, told after.
+pub struct StateHook<'s> {
+    /// The store.
+    pub store: &'s Store,
+    /// A scanner for each of the store's deltas ([`Store::deltas`]), in order.
+    pub deltas: &'s [Scanner],
+    /// Whether the configuration drops a secret by its content (rule id, secret): such
+    /// matches are not stored.
+    pub drops: &'s (dyn Fn(&str, &[u8]) -> bool + Sync),
+}
+
+struct State<'s> {
+    hook: StateHook<'s>,
+    /// Rule id → index in the scanner.
+    index: HashMap<String, usize>,
+    /// For each delta scanner, its rule indices in the scanner.
+    delta_rules: Vec<Vec<usize>>,
 }
 
 impl<'s> Pipeline<'s> {
@@ -104,7 +126,37 @@ impl<'s> Pipeline<'s> {
             diag,
             seen: Mutex::new(HashMap::new()),
             findings: Mutex::new(FindingSet::default()),
+            state: None,
         })
+    }
+
+    /// Asks `hook`'s store before scanning each blob with an id, and records the results.
+    pub fn with_state(mut self, hook: StateHook<'s>) -> Pipeline<'s> {
+        let index: HashMap<String, usize> = self
+            .scanner
+            .rules()
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id().to_string(), i))
+            .collect();
+        let delta_rules = hook
+            .deltas
+            .iter()
+            .map(|d| {
+                d.rules()
+                    .rules()
+                    .iter()
+                    .map(|r| index.get(r.id()).copied().unwrap_or(usize::MAX))
+                    .collect()
+            })
+            .collect();
+        self.state = Some(State {
+            hook,
+            index,
+            delta_rules,
+        });
+        self
     }
 
     /// Feeds one source through the pipeline.
@@ -138,14 +190,13 @@ impl<'s> Pipeline<'s> {
     /// (when `dedup`: a source that scans each id once says so by passing `false`).
     fn placed(
         &self,
-        worker: &mut Worker<'_>,
+        workers: &mut Workers<'s>,
         blob: Blob<'_>,
         what: &str,
         dedup: bool,
     ) -> Option<Arc<Vec<Placed>>> {
         let data = blob.data;
         if content::is_lfs_pointer(data) {
-            // Its content is stored elsewhere: said in the summary, never scanned as text.
             self.diag.lfs_pointer();
             return None;
         }
@@ -153,7 +204,6 @@ impl<'s> Pipeline<'s> {
             self.diag.skipped_binary();
             return None;
         }
-        // A value whose key is in the path is scanned with it: not shared by content alone.
         let key = content::path_key(what);
         let id = (dedup && key.is_none())
             .then(|| {
@@ -167,6 +217,28 @@ impl<'s> Pipeline<'s> {
                 return cached.clone();
             }
         }
+        // The store knows blobs by id whether or not the source deduplicates them itself
+        // (history does); never content read under its path's name.
+        let known_as = if key.is_none() { id.or(blob.id) } else { None };
+        let placed = match (&self.state, known_as) {
+            (Some(state), Some(id)) => self.placed_with_state(state, workers, &id, data, what, key),
+            _ => self.scan(&mut workers.main, data, what, key),
+        };
+        let placed = (!placed.is_empty()).then(|| Arc::new(placed));
+        if let Some(id) = id {
+            seen().insert(id, placed.clone());
+        }
+        placed
+    }
+
+    /// Scans `data` with `worker`'s rules, reporting the decoders' warnings.
+    fn scan(
+        &self,
+        worker: &mut Worker<'_>,
+        data: &[u8],
+        what: &str,
+        key: Option<&str>,
+    ) -> Vec<Placed> {
         self.diag.scanned(data.len());
         let decoded = content::scan_content_keyed(worker, data, &self.limits, key);
         for w in decoded.warnings {
@@ -177,10 +249,73 @@ impl<'s> Pipeline<'s> {
                 message: w.message,
             });
         }
-        let placed = (!decoded.placed.is_empty()).then(|| Arc::new(decoded.placed));
-        if let Some(id) = id {
-            seen().insert(id, placed.clone());
+        decoded.placed
+    }
+
+    /// What the store knows of blob `id`, completed by scanning it with the rules it was not
+    /// scanned with (all of them for an unknown blob); the results are stored.
+    fn placed_with_state(
+        &self,
+        state: &State<'s>,
+        workers: &mut Workers<'s>,
+        id: &BlobId,
+        data: &[u8],
+        what: &str,
+        key: Option<&str>,
+    ) -> Vec<Placed> {
+        let store = state.hook.store;
+        let from_store = |kept: &[StoredMatch]| -> Vec<Placed> {
+            kept.iter()
+                .filter_map(|m| state.index.get(&m.rule).map(|&i| m.placed(i)))
+                .collect()
+        };
+        let (kept, fresh) = match store.lookup(id) {
+            Lookup::Complete(kept) => {
+                self.diag.known.fetch_add(1, Ordering::Relaxed);
+                return from_store(&kept);
+            }
+            Lookup::Partial { kept, delta } => {
+                let scanner = &state.hook.deltas[delta];
+                let worker = workers.deltas[delta].get_or_insert_with(|| scanner.worker());
+                let map = &state.delta_rules[delta];
+                let fresh: Vec<Placed> = self
+                    .scan(worker, data, what, key)
+                    .into_iter()
+                    .filter_map(|mut p| {
+                        p.rule = *map.get(p.rule).filter(|&&i| i != usize::MAX)?;
+                        Some(p)
+                    })
+                    .collect();
+                self.diag.rescanned.fetch_add(1, Ordering::Relaxed);
+                if fresh.iter().any(|p| kept.iter().any(|k| k.overlaps(p))) {
+                    // Rules that found the same bytes: which one reports them is decided by
+                    // a scan with all of them.
+                    (Vec::new(), self.scan(&mut workers.main, data, what, key))
+                } else {
+                    (kept, fresh)
+                }
+            }
+            Lookup::Unknown => (Vec::new(), self.scan(&mut workers.main, data, what, key)),
+        };
+        let mut to_store = kept.clone();
+        to_store.extend(
+            fresh
+                .iter()
+                .filter(|p| {
+                    let rule = self.scanner.rule(p.rule);
+                    rule.is_synthetic() || !(state.hook.drops)(rule.id(), &p.secret)
+                })
+                .map(|p| StoredMatch::of(self.scanner.rule(p.rule), p)),
+        );
+        if let Err(e) = store.record(id, &to_store) {
+            self.diag.warn(Warning::new(
+                WarningKind::State,
+                what,
+                format!("the state store could not record a blob: {e}"),
+            ));
         }
+        let mut placed = from_store(&kept);
+        placed.extend(fresh);
         placed
     }
 
@@ -203,19 +338,25 @@ pub enum PipelineError {
 /// One thread's way into the pipeline.
 struct PipelineLane<'p, 's> {
     pipeline: &'p Pipeline<'s>,
-    worker: Worker<'s>,
+    workers: Workers<'s>,
+}
+
+/// A lane's workers: the scanner's, and one per delta of the state store, made on first use.
+struct Workers<'s> {
+    main: Worker<'s>,
+    deltas: Vec<Option<Worker<'s>>>,
 }
 
 impl Lane for PipelineLane<'_, '_> {
     fn blob(&mut self, blob: Blob<'_>, what: &str, provenance: &dyn Fn() -> Vec<Provenance>) {
-        if let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what, true) {
+        if let Some(placed) = self.pipeline.placed(&mut self.workers, blob, what, true) {
             self.pipeline.record(&provenance(), &placed);
         }
     }
 
     fn scan(&mut self, blob: Blob<'_>, what: &str) -> Option<Found> {
         self.pipeline
-            .placed(&mut self.worker, blob, what, false)
+            .placed(&mut self.workers, blob, what, false)
             .map(Found)
     }
 
@@ -226,7 +367,7 @@ impl Lane for PipelineLane<'_, '_> {
         provenance: &dyn Fn() -> Vec<Provenance>,
         keep_line: &dyn Fn(&[u8]) -> bool,
     ) {
-        let Some(placed) = self.pipeline.placed(&mut self.worker, blob, what, true) else {
+        let Some(placed) = self.pipeline.placed(&mut self.workers, blob, what, true) else {
             return;
         };
         let kept: Vec<Placed> = placed
@@ -245,11 +386,11 @@ impl Lane for PipelineLane<'_, '_> {
 
     fn name(&mut self, provenance: Provenance) {
         let name = provenance.path_bytes();
-        let matches = self.worker.scan(name);
+        let matches = self.workers.main.scan(name);
         if matches.is_empty() {
             return;
         }
-        let work = &mut self.worker.work_mut().place;
+        let work = &mut self.workers.main.work_mut().place;
         let placed = place_name(name, &matches, NameKind::Path, work);
         if !placed.is_empty() {
             self.pipeline.record(&[provenance], &placed);
@@ -269,7 +410,12 @@ impl Sink for Pipeline<'_> {
     fn lane(&self) -> Box<dyn Lane + '_> {
         Box::new(PipelineLane {
             pipeline: self,
-            worker: self.scanner.worker(),
+            workers: Workers {
+                main: self.scanner.worker(),
+                deltas: (0..self.state.as_ref().map_or(0, |s| s.hook.deltas.len()))
+                    .map(|_| None)
+                    .collect(),
+            },
         })
     }
 

@@ -10,6 +10,9 @@ use crate::findings::Finding;
 
 #[derive(Serialize)]
 struct JsonLocation<'a> {
+    /// The repository, in scans of many (`trawl org merge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<Cow<'a, str>>,
     path: String,
     line: Option<usize>,
     column: Option<usize>,
@@ -75,6 +78,7 @@ fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
             .locations
             .iter()
             .map(|l| JsonLocation {
+                repository: l.repository.as_deref().map(|r| ctx.text(r)),
                 path: ctx.path(l),
                 line: l.position.map(|p| p.line),
                 column: l.position.map(|p| p.column),

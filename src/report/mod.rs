@@ -71,6 +71,7 @@ impl ReportContext {
         match &f.what {
             What::UnsafeCode(callable) => callable.clone(),
             What::Secret(secret) => self.secret(secret),
+            What::Redacted(redacted) => redacted.clone(),
         }
     }
 
@@ -85,7 +86,7 @@ impl ReportContext {
 
     /// The snippet of a location as reports show it, trimmed of surrounding white space.
     pub fn snippet(&self, loc: &Location) -> String {
-        let text = if self.show_secrets {
+        let text = if self.show_secrets || loc.snippet_redacted {
             String::from_utf8_lossy(&loc.snippet).into_owned()
         } else {
             let mut ranges: Vec<Range<usize>> = Vec::with_capacity(1 + loc.snippet_others.len());
@@ -187,7 +188,7 @@ pub fn redact_keep(secret: &[u8], keep: usize) -> String {
 
 /// Replaces each range of `text` (clamped, possibly overlapping) by `*****`, keeping the
 /// first range's short prefix as [`redact_keep`] does.
-fn redact_ranges(text: &[u8], ranges: &[Range<usize>], keep: usize) -> String {
+pub fn redact_ranges(text: &[u8], ranges: &[Range<usize>], keep: usize) -> String {
     let mut sorted: Vec<(Range<usize>, bool)> = ranges
         .iter()
         .enumerate()

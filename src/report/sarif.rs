@@ -213,6 +213,9 @@ fn result_properties(ctx: &ReportContext, rule: &RuleInfo, f: &Finding, loc: &Lo
     if let Some(d) = &loc.extra.decoded {
         p["decoded"] = json!(d);
     }
+    if let Some(r) = &loc.repository {
+        p["repository"] = json!(ctx.text(r));
+    }
     if let Some(c) = loc.provenance.commit() {
         p["commit"] = json!(c.id);
         p["author"] = json!(ctx.text(&c.author));

@@ -54,7 +54,7 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
         // A short fingerprint tells two redacted secrets apart.
         let short_fp = &f.fingerprint[..f.fingerprint.len().min(8)];
         let label = match f.what {
-            crate::findings::What::Secret(_) => "secret",
+            crate::findings::What::Secret(_) | crate::findings::What::Redacted(_) => "secret",
             crate::findings::What::UnsafeCode(_) => "  code",
         };
         writeln!(
@@ -77,6 +77,9 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
                 paint(ctx, "2", &ctx.snippet(loc))
             )?;
             let mut facts = Vec::new();
+            if let Some(r) = &loc.repository {
+                facts.push(format!("repository {}", ctx.text(r)));
+            }
             if let Some(c) = loc.extra.cell {
                 facts.push(format!("cell {c}"));
             }

@@ -323,6 +323,38 @@ pub(crate) struct Compiled {
 }
 
 impl Rule {
+    /// A digest of everything that decides this rule's matches: id, expanded regex,
+    /// keywords, window, entropy, validator and allowlist (not its name, severity or
+    /// references, which reports take from the rule as it is now). The state store keys what
+    /// it knows of a blob on it: a changed digest means the blob must be scanned again with
+    /// this rule.
+    pub fn match_digest(&self) -> String {
+        use sha2::Digest;
+        let s = &self.spec;
+        let mut h = sha2::Sha256::new();
+        let mut field = |name: &str, value: &[u8]| {
+            h.update(name.as_bytes());
+            h.update((value.len() as u64).to_le_bytes());
+            h.update(value);
+        };
+        field("id", s.id.as_bytes());
+        field("pattern", self.pattern.as_bytes());
+        for k in &s.keywords {
+            field("keyword", k.as_bytes());
+        }
+        field("window", &self.window_after.to_le_bytes());
+        field("entropy", format!("{:?}", s.entropy).as_bytes());
+        field("validate", format!("{:?}", s.validate).as_bytes());
+        for a in &self.allow_patterns {
+            field("allow", a.as_bytes());
+        }
+        for w in &self.stopwords {
+            field("stopword", w);
+        }
+        field("synthetic", &[u8::from(self.synthetic)]);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The compiled regex, built on first use; `None` when it fails to build (a size limit:
     /// the syntax was checked at load time), reported once on stderr.
     pub(crate) fn compiled(&self) -> Option<&Compiled> {

@@ -163,6 +163,37 @@ fn tips(
     Ok(tips)
 }
 
+/// A digest of every ref of `path`'s repository and what it points at (HEAD included): two
+/// equal digests mean the same history to scan.
+pub fn ref_tips_digest(path: &Path) -> Result<String, SourceError> {
+    use sha2::Digest;
+    let repo = discover(path)?;
+    let unreadable =
+        |e: &dyn std::fmt::Display| SourceError::Repository(format!("cannot read refs: {e}"));
+    let mut refs: Vec<(Vec<u8>, String)> = Vec::new();
+    if let Ok(head) = repo.head() {
+        if let Some(id) = head.id() {
+            refs.push((b"HEAD".to_vec(), id.to_string()));
+        }
+    }
+    let platform = repo.references().map_err(|e| unreadable(&e))?;
+    for r in platform.all().map_err(|e| unreadable(&e))? {
+        let mut r = r.map_err(|e| unreadable(&e))?;
+        let name = r.name().as_bstr().to_vec();
+        let id = r.peel_to_id().map_err(|e| unreadable(&e))?.to_string();
+        refs.push((name, id));
+    }
+    refs.sort();
+    let mut h = sha2::Sha256::new();
+    for (name, id) in &refs {
+        h.update(name);
+        h.update(b" ");
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn show(path: &BStr) -> String {
     if path.is_empty() {
         "(root tree)".to_string()

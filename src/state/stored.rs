@@ -1,0 +1,159 @@
+//! What the state store keeps of one match: everything a report needs, the secret only as its
+//! fingerprint and redacted form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::findings::{secret_fingerprint, Extra, NameKind, Placed, Position};
+use crate::report::{redact, redact_ranges, DEFAULT_REDACT_KEEP};
+use crate::rules::Rule;
+
+/// One stored match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMatch {
+    /// Rule id.
+    pub rule: String,
+    /// The rule's match digest when it found this ([`Rule::match_digest`]).
+    pub digest: String,
+    /// Secret fingerprint.
+    pub fingerprint: String,
+    /// The secret redacted (a callable of unsafe code, which is no secret, in clear).
+    pub shown: String,
+    /// Length in bytes of the secret, for overlap checks.
+    pub len: usize,
+    /// Byte offset of the secret (in `member` when set).
+    pub offset: usize,
+    /// line, column, end line, end column, and the two columns in UTF-16 units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[usize; 6]>,
+    /// Archive member chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// Notebook cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<usize>,
+    /// Notebook output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<usize>,
+    /// Key the value sits under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Message of a finding that is no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Which name the secret is in (`path`, `member`, `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Encodings the secret was found under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<String>,
+    /// Record index in a record log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    /// Row index in a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    /// The snippet with every secret in it redacted.
+    pub snippet: String,
+}
+
+impl StoredMatch {
+    /// What to store of a match of `rule`.
+    pub fn of(rule: &Rule, p: &Placed) -> StoredMatch {
+        let (fingerprint, shown) = match &p.stored {
+            Some(fp) => (fp.clone(), String::from_utf8_lossy(&p.secret).into_owned()),
+            None => {
+                let shown = if rule.is_synthetic() {
+                    String::from_utf8_lossy(&p.secret).into_owned()
+                } else {
+                    redact(&p.secret)
+                };
+                (secret_fingerprint(rule.id(), &p.secret), shown)
+            }
+        };
+        let snippet = if p.stored.is_some() {
+            String::from_utf8_lossy(&p.snippet).into_owned()
+        } else {
+            let mut ranges = vec![p.snippet_secret.clone()];
+            ranges.extend(p.snippet_others.iter().cloned());
+            redact_ranges(&p.snippet, &ranges, DEFAULT_REDACT_KEEP)
+        };
+        let e = &p.extra;
+        StoredMatch {
+            rule: rule.id().to_string(),
+            digest: rule.match_digest(),
+            fingerprint,
+            shown,
+            len: p.secret.len(),
+            offset: p.offset,
+            position: p.position.map(|q| {
+                [
+                    q.line,
+                    q.column,
+                    q.end_line,
+                    q.end_column,
+                    q.column_utf16,
+                    q.end_column_utf16,
+                ]
+            }),
+            member: p.member.clone(),
+            cell: e.cell,
+            output: e.output,
+            key: e.key.clone(),
+            message: e.message.clone(),
+            name: e.name.map(|n| n.as_str().to_string()),
+            decoded: e.decoded.clone(),
+            record: e.record,
+            row: e.row,
+            snippet,
+        }
+    }
+
+    /// The match as the pipeline hands it on, for the rule at `rule` in the scanner: the
+    /// secret and the snippet redacted, the fingerprint given.
+    pub fn placed(&self, rule: usize) -> Placed {
+        let snippet = self.snippet.clone().into_bytes();
+        Placed {
+            rule,
+            secret: self.shown.clone().into_bytes(),
+            offset: self.offset,
+            position: self.position.map(|q| Position {
+                line: q[0],
+                column: q[1],
+                end_line: q[2],
+                end_column: q[3],
+                column_utf16: q[4],
+                end_column_utf16: q[5],
+            }),
+            member: self.member.clone(),
+            extra: Extra {
+                cell: self.cell,
+                output: self.output,
+                key: self.key.clone(),
+                message: self.message.clone(),
+                name: self.name.as_deref().and_then(name_kind),
+                decoded: self.decoded.clone(),
+                record: self.record,
+                row: self.row,
+            },
+            snippet_secret: 0..0,
+            snippet_others: Vec::new(),
+            snippet,
+            stored: Some(self.fingerprint.clone()),
+        }
+    }
+
+    /// Whether this match and `p` cover overlapping bytes of the same text.
+    pub fn overlaps(&self, p: &Placed) -> bool {
+        self.member == p.member
+            && self.name.as_deref().and_then(name_kind) == p.extra.name
+            && self.decoded == p.extra.decoded
+            && self.offset < p.offset + p.secret.len().max(1)
+            && p.offset < self.offset + self.len.max(1)
+    }
+}
+
+fn name_kind(s: &str) -> Option<NameKind> {
+    [NameKind::Path, NameKind::Member, NameKind::Key]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+}
