@@ -21,16 +21,17 @@ k() {
 }
 
 # The plan's shard count and the Indexed Job's completions must agree.
-shards=$(sed -n 's/.*"--shards", "\([0-9]*\)".*/\1/p' "$dir/plan-job.yaml")
+planned=$(sed -n 's/.*"--shards", "\([0-9]*\)".*/\1/p' "$dir/plan-job.yaml")
 completions=$(sed -n 's/^  completions: *\([0-9]*\).*/\1/p' "$dir/shards-job.yaml")
-if [ -z "$shards" ] || [ "$shards" != "$completions" ]; then
-  echo "chain.sh: plan-job.yaml plans '$shards' shards but shards-job.yaml has completions '$completions'" >&2
+if [ -z "$planned" ] || [ "$planned" != "$completions" ]; then
+  echo "chain.sh: plan-job.yaml plans '$planned' shards but shards-job.yaml has completions '$completions'" >&2
   exit 2
 fi
 
 # Applies a Job manifest afresh (a Job's pod template cannot be changed, and a finished Job
 # is not rerun by applying it again) and waits until it is Complete or Failed. Prints the
-# final condition. Each Job has an activeDeadlineSeconds, so the wait is bounded.
+# final condition. Each Job has an activeDeadlineSeconds, and the nightly CronJob one of its
+# own, so the wait is bounded.
 run_job() {
   name=$1 file=$2
   k delete job "$name" --ignore-not-found --wait=true >&2 || exit 3
@@ -40,7 +41,8 @@ run_job() {
     k apply -f "$file" >&2 || exit 3
   fi
   while :; do
-    conditions=" $(k get job "$name" -o jsonpath='{.status.conditions[?(@.status=="True")].type}' | tr '\n' ' ') " || exit 3
+    # A failed look-up (the API server restarting) is one more poll, not the chain's end.
+    conditions=" $(k get job "$name" -o jsonpath='{.status.conditions[?(@.status=="True")].type}' || true) "
     case "$conditions" in
       *" Complete "*) echo Complete; return ;;
       *" Failed "*) echo Failed; return ;;
@@ -49,11 +51,14 @@ run_job() {
   done
 }
 
-if [ "$(run_job trawl-plan "$dir/plan-job.yaml")" != Complete ]; then
+# `set -e` ends the chain with run_job's own exit (3) when kubectl fails.
+plan=$(run_job trawl-plan "$dir/plan-job.yaml")
+if [ "$plan" != Complete ]; then
   echo "chain.sh: the plan Job failed: kubectl logs job/trawl-plan --all-containers" >&2
   exit 2
 fi
-if [ "$(run_job trawl-shards "$dir/shards-job.yaml")" != Complete ]; then
+shards=$(run_job trawl-shards "$dir/shards-job.yaml")
+if [ "$shards" != Complete ]; then
   failed=$(k get job trawl-shards -o jsonpath='{.status.failedIndexes}') || failed=unknown
   echo "chain.sh: shards failed (indexes: $failed); delete job/trawl-shards and apply shards-job.yaml again to redo only those" >&2
   exit 2

@@ -215,3 +215,51 @@ fn the_actions_shard_and_merge_steps_run_as_written() {
         serde_json::from_slice(&std::fs::read(t.path().join("trawl.sarif")).unwrap()).unwrap();
     assert_eq!(sarif_findings(&sarif), expected_findings(&repos));
 }
+
+#[test]
+fn shard_sh_retries_a_real_retryable_failure_of_org_scan_and_then_gives_up_with_75() {
+    // Nothing listens on the loopback discard port: every fetch fails as unreachable, which
+    // trawl retries itself, then reports as retryable (75) for the whole shard.
+    let t = Tree::new();
+    let list = t.write("urls.txt", "http://127.0.0.1:9/acme/api.git\n");
+    let repos = t.path().join("repos.jsonl");
+    let plan = t.path().join("plan.json");
+    for args in [
+        vec![
+            "org",
+            "list",
+            "--from-file",
+            list.to_str().unwrap(),
+            "-o",
+            repos.to_str().unwrap(),
+        ],
+        vec![
+            "org",
+            "plan",
+            repos.to_str().unwrap(),
+            "--shards",
+            "1",
+            "-o",
+            plan.to_str().unwrap(),
+        ],
+    ] {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = Command::new(root().join("deploy/shard.sh"))
+        .args(["--plan", plan.to_str().unwrap(), "--shard", "0/1", "--out"])
+        .arg(t.path().join("shards"))
+        .env("TRAWL", BIN)
+        .env("TRAWL_RETRIES", "1")
+        .env("TRAWL_RETRY_DELAY", "0")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert!(err.contains("attempt 2 of 2"), "{err}");
+    assert!(
+        err.contains("still failing (exit 75) after 2 attempts"),
+        "{err}"
+    );
+    assert!(!t.path().join("shards/shard-0.done.json").exists());
+}

@@ -326,7 +326,8 @@ fn the_kubernetes_chain_runs_as_its_containers_say() {
 
 /// A fake kubectl: records its arguments in `$FAKE_DIR/kubectl` and what `apply -f -` reads
 /// in `$FAKE_DIR/applied-N`; a Job's conditions are `$FAKE_<job>` (`-` as `_`), complete by
-/// default; the merge pod's exit code is `$FAKE_MERGE_CODE`.
+/// default; the merge pod's exit code is `$FAKE_MERGE_CODE`; `apply` fails when
+/// `$FAKE_APPLY_FAILS` is set.
 fn fake_kubectl(t: &Tree) -> PathBuf {
     let p = t.write(
         "bin/kubectl",
@@ -334,7 +335,8 @@ fn fake_kubectl(t: &Tree) -> PathBuf {
          echo \"$*\" >> \"$FAKE_DIR/kubectl\"\n\
          if [ \"$1\" = --namespace ]; then shift 2; fi\n\
          case \"$*\" in\n\
-           apply*) n=$(ls \"$FAKE_DIR\" | grep -c '^applied-'); cat > \"$FAKE_DIR/applied-$n\" ;;\n\
+           apply*) [ -z \"$FAKE_APPLY_FAILS\" ] || exit 1\n\
+             n=$(ls \"$FAKE_DIR\" | grep -c '^applied-'); cat > \"$FAKE_DIR/applied-$n\" ;;\n\
            get*conditions*) eval \"echo \\${FAKE_$(echo \"$3\" | tr - _):-SuccessCriteriaMet Complete}\" ;;\n\
            get*exitCode*) echo \"$FAKE_MERGE_CODE\" ;;\n\
          esac\n",
@@ -403,4 +405,30 @@ fn chain_sh_runs_plan_shards_and_merge_in_order_and_exits_with_the_gate() {
     assert_eq!((code, applied.len()), (Some(1), 3), "{err}");
     let refused = [("FAKE_trawl_merge", "Failed"), ("FAKE_MERGE_CODE", "2")];
     assert_eq!(run(&refused).0, Some(2));
+    // kubectl itself failing is 3, not a verdict on the scan.
+    let (code, _, applied, err) = run(&[("FAKE_APPLY_FAILS", "1")]);
+    assert_eq!((code, applied.len()), (Some(3), 0), "{err}");
+
+    // A plan of another shard count than the Indexed Job's completions is refused up front.
+    let t = Tree::new();
+    let kubectl = fake_kubectl(&t);
+    for f in ["plan-job.yaml", "shards-job.yaml", "merge-job.yaml"] {
+        let text = std::fs::read_to_string(root().join("deploy/kubernetes").join(f)).unwrap();
+        t.write(
+            &format!("k8s/{f}"),
+            text.replace("\"--shards\", \"8\"", "\"--shards\", \"9\""),
+        );
+    }
+    let o = Command::new(root().join("deploy/kubernetes/chain.sh"))
+        .arg(t.path().join("k8s"))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", kubectl.parent().unwrap().display()),
+        )
+        .env("FAKE_DIR", t.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("plans '9' shards but shards-job.yaml has completions '8'"));
+    assert!(!t.path().join("kubectl").exists(), "kubectl ran");
 }
