@@ -6,6 +6,7 @@ mod util;
 mod artifacts;
 mod cli;
 mod content;
+mod deploy;
 mod encoded;
 mod engine;
 mod example_keys;
