@@ -20,6 +20,7 @@ mod hostile_depth;
 mod hostile_linear;
 mod hostile_names;
 mod org;
+mod org_e2e;
 mod org_scan;
 mod output;
 mod precommit;

@@ -94,7 +94,7 @@ pub fn plan(t: &Tree, urls: &[String], shards: usize) -> PathBuf {
     plan
 }
 
-fn shard(plan: &Path, i: usize, n: usize, out: &Path, extra: &[&str]) -> Output {
+pub fn shard(plan: &Path, i: usize, n: usize, out: &Path, extra: &[&str]) -> Output {
     let spec = format!("{i}/{n}");
     let mut args = vec![
         "org",
@@ -110,7 +110,7 @@ fn shard(plan: &Path, i: usize, n: usize, out: &Path, extra: &[&str]) -> Output 
     trawl(&args)
 }
 
-fn merge(plan: &Path, out: &Path, extra: &[&str]) -> (Output, Value) {
+pub fn merge(plan: &Path, out: &Path, extra: &[&str]) -> (Output, Value) {
     let report = out.join("merged.json");
     let mut args = vec![
         "org",
@@ -134,7 +134,7 @@ fn merge(plan: &Path, out: &Path, extra: &[&str]) -> (Output, Value) {
 
 /// (repository, rule, secret fingerprint, location fingerprint, commit, path, line) of every
 /// location of a report; `repository` given for a report of one repository.
-fn places(report: &Value, repository: Option<&str>) -> BTreeSet<Vec<String>> {
+pub fn places(report: &Value, repository: Option<&str>) -> BTreeSet<Vec<String>> {
     let mut out = BTreeSet::new();
     for f in report["findings"].as_array().unwrap() {
         for l in f["locations"].as_array().unwrap() {
@@ -156,17 +156,26 @@ fn places(report: &Value, repository: Option<&str>) -> BTreeSet<Vec<String>> {
     out
 }
 
-/// What `trawl git` finds in each bare repository, as [`places`] names them.
+/// What `trawl git` finds in each bare repository (cloned from `file://` its path), as
+/// [`places`] names them.
 pub fn git_places(bares: &[PathBuf], extra: &[&str]) -> BTreeSet<Vec<String>> {
+    let named: Vec<(String, PathBuf)> = bares
+        .iter()
+        .map(|b| (format!("file://{}", b.display()), b.clone()))
+        .collect();
+    git_places_named(&named, extra)
+}
+
+/// What `trawl git` finds in each (clone URL, bare repository), as [`places`] names them.
+pub fn git_places_named(repos: &[(String, PathBuf)], extra: &[&str]) -> BTreeSet<Vec<String>> {
     let mut all = BTreeSet::new();
-    for bare in bares {
+    for (url, bare) in repos {
         let mut args = vec!["git", s(bare), "-f", "json"];
         args.extend_from_slice(extra);
         let o = trawl(&args);
         assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        let url = format!("file://{}", bare.display());
-        all.extend(places(&v, Some(&url)));
+        all.extend(places(&v, Some(url)));
     }
     all
 }
