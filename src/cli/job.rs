@@ -469,7 +469,7 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
     };
     let p = diag.progress();
     format!(
-        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}{}{}",
+        "trawl: {}{} at {}; scanned {} ({:.1} MB) in {:.2} s{}{}{}{}{}{}",
         plural(findings.len(), "finding", "findings"),
         if parts.is_empty() {
             String::new()
@@ -480,6 +480,10 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
         plural(diag.blobs.load(Ordering::Relaxed) as usize, one, many),
         p.bytes as f64 / 1e6,
         scanned.started.elapsed().as_secs_f64(),
+        match diag.rescanned.load(Ordering::Relaxed) as usize {
+            0 => String::new(),
+            n => format!(" ({n} with new or changed rules only)"),
+        },
         match diag.binary.load(Ordering::Relaxed) as usize {
             0 => String::new(),
             n => format!(
@@ -495,16 +499,9 @@ fn summary(scanned: &Scanned, unit: &str) -> String {
                 plural(n, "Git LFS pointer", "Git LFS pointers")
             ),
         },
-        match (
-            diag.known.load(Ordering::Relaxed) as usize,
-            diag.rescanned.load(Ordering::Relaxed) as usize,
-        ) {
-            (0, 0) => String::new(),
-            (known, 0) => format!("; {} known from the state store", plural(known, one, many)),
-            (known, rescanned) => format!(
-                " ({rescanned} of them with new or changed rules only); {} known from the state store",
-                plural(known, one, many)
-            ),
+        match diag.known.load(Ordering::Relaxed) as usize {
+            0 => String::new(),
+            n => format!("; {} known from the state store", plural(n, one, many)),
         },
         match diag.warnings() {
             0 => String::new(),
