@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::findings::{Extra, Finding, Location, NameKind, Position, What};
+use crate::findings::{Finding, Location, What};
 use crate::report::{ReportContext, DEFAULT_REDACT_KEEP};
 use crate::rules::{Category, RuleInfo, Severity};
 use crate::source::{CommitMeta, PathName, Provenance};
+use crate::state::Place;
 
 /// One finding of one repository.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,40 +43,9 @@ pub struct RecordLocation {
     /// Introducing commit, when a ref reaches the blob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<RecordCommit>,
-    /// Archive member chain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member: Option<String>,
-    /// Line, column, end line, end column, and the columns in UTF-16 units.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<[usize; 6]>,
-    /// Byte offset.
-    pub offset: usize,
-    /// Notebook cell.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cell: Option<usize>,
-    /// Notebook output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<usize>,
-    /// Key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Which name the secret is in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Encodings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decoded: Option<String>,
-    /// Record index.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<u64>,
-    /// Row index.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row: Option<u64>,
-    /// Redacted snippet.
-    pub snippet: String,
+    /// Where in the blob, with a redacted snippet.
+    #[serde(flatten)]
+    pub place: Place,
     /// Location fingerprint (as `trawl git` gives it for the repository).
     pub fingerprint: String,
 }
@@ -118,40 +88,23 @@ pub fn record(repository: &str, f: &Finding) -> Record {
         locations: f
             .locations
             .iter()
-            .map(|l| {
-                let e = &l.extra;
-                RecordLocation {
-                    path: l.provenance.path().to_string(),
-                    commit: l.provenance.commit().map(|c| RecordCommit {
-                        id: c.id.clone(),
-                        author: c.author.clone(),
-                        email: c.email.clone(),
-                        date: c.date.clone(),
-                        time: c.time,
-                    }),
-                    member: l.member.clone(),
-                    position: l.position.map(|q| {
-                        [
-                            q.line,
-                            q.column,
-                            q.end_line,
-                            q.end_column,
-                            q.column_utf16,
-                            q.end_column_utf16,
-                        ]
-                    }),
-                    offset: l.offset,
-                    cell: e.cell,
-                    output: e.output,
-                    key: e.key.clone(),
-                    message: e.message.clone(),
-                    name: e.name.map(|n| n.as_str().to_string()),
-                    decoded: e.decoded.clone(),
-                    record: e.record,
-                    row: e.row,
-                    snippet: ctx.snippet(l),
-                    fingerprint: l.fingerprint.clone(),
-                }
+            .map(|l| RecordLocation {
+                path: l.provenance.path().to_string(),
+                commit: l.provenance.commit().map(|c| RecordCommit {
+                    id: c.id.clone(),
+                    author: c.author.clone(),
+                    email: c.email.clone(),
+                    date: c.date.clone(),
+                    time: c.time,
+                }),
+                place: Place::new(
+                    l.offset,
+                    l.position,
+                    l.member.as_deref(),
+                    &l.extra,
+                    ctx.snippet(l),
+                ),
+                fingerprint: l.fingerprint.clone(),
             })
             .collect(),
     }
@@ -186,31 +139,11 @@ pub fn finding(r: &Record, rule: Option<Arc<RuleInfo>>) -> Finding {
                 }),
                 path: PathName::from_bytes(l.path.as_bytes()),
             },
-            member: l.member.clone(),
-            position: l.position.map(|q| Position {
-                line: q[0],
-                column: q[1],
-                end_line: q[2],
-                end_column: q[3],
-                column_utf16: q[4],
-                end_column_utf16: q[5],
-            }),
-            offset: l.offset,
-            extra: Extra {
-                cell: l.cell,
-                output: l.output,
-                key: l.key.clone(),
-                message: l.message.clone(),
-                name: l.name.as_deref().and_then(|n| {
-                    [NameKind::Path, NameKind::Member, NameKind::Key]
-                        .into_iter()
-                        .find(|k| k.as_str() == n)
-                }),
-                decoded: l.decoded.clone(),
-                record: l.record,
-                row: l.row,
-            },
-            snippet: l.snippet.clone().into_bytes(),
+            member: l.place.member.clone(),
+            position: l.place.position(),
+            offset: l.place.offset,
+            extra: l.place.extra(),
+            snippet: l.place.snippet.clone().into_bytes(),
             snippet_secret: 0..0,
             snippet_others: Vec::new(),
             fingerprint: l.fingerprint.clone(),

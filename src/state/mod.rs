@@ -33,7 +33,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-pub use stored::StoredMatch;
+pub use stored::{Place, StoredMatch};
 
 use crate::findings::Placed;
 use crate::rules::RuleSet;
@@ -334,22 +334,7 @@ impl Store {
 
     /// The last complete scan of a repository: its ref tips, generation digest and report.
     pub fn repo(&self, url: &str) -> Result<Option<RepoState>> {
-        let w = self.writer();
-        let row = w
-            .conn
-            .query_row(
-                "SELECT tips, generation, report FROM repos WHERE url = ?1",
-                params![url],
-                |r| {
-                    Ok(RepoState {
-                        tips: r.get(0)?,
-                        generation: r.get(1)?,
-                        report: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row)
+        query_repo(&self.writer().conn, url)
     }
 
     /// Records a complete scan of a repository, and commits.
@@ -384,7 +369,11 @@ pub fn read_repo(path: &Path, url: &str) -> Result<Option<RepoState>> {
     )
     .with_context(|| format!("cannot open the state store {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    let row = conn
+    query_repo(&conn, url).with_context(|| format!("{}: not a trawl state store", path.display()))
+}
+
+fn query_repo(conn: &Connection, url: &str) -> Result<Option<RepoState>> {
+    Ok(conn
         .query_row(
             "SELECT tips, generation, report FROM repos WHERE url = ?1",
             params![url],
@@ -396,9 +385,7 @@ pub fn read_repo(path: &Path, url: &str) -> Result<Option<RepoState>> {
                 })
             },
         )
-        .optional()
-        .with_context(|| format!("{}: not a trawl state store", path.display()))?;
-    Ok(row)
+        .optional()?)
 }
 
 /// A repository's last complete scan.

@@ -1,5 +1,6 @@
 //! What the state store keeps of one match: everything a report needs, the secret only as its
-//! fingerprint and redacted form.
+//! fingerprint and redacted form. [`Place`] is also how shard files (`org::record`) write a
+//! location.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,22 +8,12 @@ use crate::findings::{secret_fingerprint, Extra, NameKind, Placed, Position};
 use crate::report::{redact, redact_ranges, DEFAULT_REDACT_KEEP};
 use crate::rules::Rule;
 
-/// One stored match.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredMatch {
-    /// Rule id.
-    pub rule: String,
-    /// The rule's match digest when it found this ([`Rule::match_digest`]).
-    pub digest: String,
-    /// Secret fingerprint.
-    pub fingerprint: String,
-    /// The secret redacted (a callable of unsafe code, which is no secret, in clear).
-    pub shown: String,
-    /// Length in bytes of the secret, for overlap checks.
-    pub len: usize,
+/// Where in an input a secret sits, and the facts a decoder added, with a redacted snippet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
     /// Byte offset of the secret (in `member` when set).
     pub offset: usize,
-    /// line, column, end line, end column, and the two columns in UTF-16 units.
+    /// Line, column, end line, end column, and the two columns in UTF-16 units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<[usize; 6]>,
     /// Archive member chain.
@@ -56,36 +47,19 @@ pub struct StoredMatch {
     pub snippet: String,
 }
 
-impl StoredMatch {
-    /// What to store of a match of `rule`.
-    pub fn of(rule: &Rule, p: &Placed) -> StoredMatch {
-        let (fingerprint, shown) = match &p.stored {
-            Some(fp) => (fp.clone(), String::from_utf8_lossy(&p.secret).into_owned()),
-            None => {
-                let shown = if rule.is_synthetic() {
-                    String::from_utf8_lossy(&p.secret).into_owned()
-                } else {
-                    redact(&p.secret)
-                };
-                (secret_fingerprint(rule.id(), &p.secret), shown)
-            }
-        };
-        let snippet = if p.stored.is_some() {
-            String::from_utf8_lossy(&p.snippet).into_owned()
-        } else {
-            let mut ranges = vec![p.snippet_secret.clone()];
-            ranges.extend(p.snippet_others.iter().cloned());
-            redact_ranges(&p.snippet, &ranges, DEFAULT_REDACT_KEEP)
-        };
-        let e = &p.extra;
-        StoredMatch {
-            rule: rule.id().to_string(),
-            digest: rule.match_digest(),
-            fingerprint,
-            shown,
-            len: p.secret.len(),
-            offset: p.offset,
-            position: p.position.map(|q| {
+impl Place {
+    /// The place of a secret at `offset`, `position`, `member` with `extra`, and its snippet
+    /// already redacted.
+    pub fn new(
+        offset: usize,
+        position: Option<Position>,
+        member: Option<&str>,
+        extra: &Extra,
+        snippet: String,
+    ) -> Place {
+        Place {
+            offset,
+            position: position.map(|q| {
                 [
                     q.line,
                     q.column,
@@ -95,65 +69,127 @@ impl StoredMatch {
                     q.end_column_utf16,
                 ]
             }),
-            member: p.member.clone(),
-            cell: e.cell,
-            output: e.output,
-            key: e.key.clone(),
-            message: e.message.clone(),
-            name: e.name.map(|n| n.as_str().to_string()),
-            decoded: e.decoded.clone(),
-            record: e.record,
-            row: e.row,
+            member: member.map(str::to_string),
+            cell: extra.cell,
+            output: extra.output,
+            key: extra.key.clone(),
+            message: extra.message.clone(),
+            name: extra.name.map(|n| n.as_str().to_string()),
+            decoded: extra.decoded.clone(),
+            record: extra.record,
+            row: extra.row,
             snippet,
+        }
+    }
+
+    /// Lines and columns.
+    pub fn position(&self) -> Option<Position> {
+        self.position.map(|q| Position {
+            line: q[0],
+            column: q[1],
+            end_line: q[2],
+            end_column: q[3],
+            column_utf16: q[4],
+            end_column_utf16: q[5],
+        })
+    }
+
+    /// Which name the secret is in.
+    pub fn name_kind(&self) -> Option<NameKind> {
+        let name = self.name.as_deref()?;
+        [NameKind::Path, NameKind::Member, NameKind::Key]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+
+    /// The decoder facts.
+    pub fn extra(&self) -> Extra {
+        Extra {
+            cell: self.cell,
+            output: self.output,
+            key: self.key.clone(),
+            message: self.message.clone(),
+            name: self.name_kind(),
+            decoded: self.decoded.clone(),
+            record: self.record,
+            row: self.row,
+        }
+    }
+}
+
+/// One stored match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMatch {
+    /// Rule id.
+    pub rule: String,
+    /// The rule's match digest when it found this ([`Rule::match_digest`]).
+    pub digest: String,
+    /// Secret fingerprint.
+    pub fingerprint: String,
+    /// The secret redacted (a callable of unsafe code, which is no secret, in clear).
+    pub shown: String,
+    /// Length in bytes of the secret, for overlap checks.
+    pub len: usize,
+    /// Where it is.
+    #[serde(flatten)]
+    pub place: Place,
+}
+
+impl StoredMatch {
+    /// What to store of a match of `rule`.
+    pub fn of(rule: &Rule, p: &Placed) -> StoredMatch {
+        let (fingerprint, shown, snippet) = match &p.stored {
+            Some(fp) => (
+                fp.clone(),
+                String::from_utf8_lossy(&p.secret).into_owned(),
+                String::from_utf8_lossy(&p.snippet).into_owned(),
+            ),
+            None => {
+                let shown = if rule.is_synthetic() {
+                    String::from_utf8_lossy(&p.secret).into_owned()
+                } else {
+                    redact(&p.secret)
+                };
+                let mut ranges = vec![p.snippet_secret.clone()];
+                ranges.extend(p.snippet_others.iter().cloned());
+                let snippet = redact_ranges(&p.snippet, &ranges, DEFAULT_REDACT_KEEP);
+                (secret_fingerprint(rule.id(), &p.secret), shown, snippet)
+            }
+        };
+        StoredMatch {
+            rule: rule.id().to_string(),
+            digest: rule.match_digest(),
+            fingerprint,
+            shown,
+            len: p.secret.len(),
+            place: Place::new(p.offset, p.position, p.member.as_deref(), &p.extra, snippet),
         }
     }
 
     /// The match as the pipeline hands it on, for the rule at `rule` in the scanner: the
     /// secret and the snippet redacted, the fingerprint given.
     pub fn placed(&self, rule: usize) -> Placed {
-        let snippet = self.snippet.clone().into_bytes();
         Placed {
             rule,
             secret: self.shown.clone().into_bytes(),
-            offset: self.offset,
-            position: self.position.map(|q| Position {
-                line: q[0],
-                column: q[1],
-                end_line: q[2],
-                end_column: q[3],
-                column_utf16: q[4],
-                end_column_utf16: q[5],
-            }),
-            member: self.member.clone(),
-            extra: Extra {
-                cell: self.cell,
-                output: self.output,
-                key: self.key.clone(),
-                message: self.message.clone(),
-                name: self.name.as_deref().and_then(name_kind),
-                decoded: self.decoded.clone(),
-                record: self.record,
-                row: self.row,
-            },
+            offset: self.place.offset,
+            position: self.place.position(),
+            member: self.place.member.clone(),
+            extra: self.place.extra(),
             snippet_secret: 0..0,
             snippet_others: Vec::new(),
-            snippet,
+            snippet: self.place.snippet.clone().into_bytes(),
             stored: Some(self.fingerprint.clone()),
         }
     }
 
     /// Whether this match and `p` cover overlapping bytes of the same text.
     pub fn overlaps(&self, p: &Placed) -> bool {
-        self.member == p.member
-            && self.name.as_deref().and_then(name_kind) == p.extra.name
-            && self.decoded == p.extra.decoded
-            && self.offset < p.offset + p.secret.len().max(1)
-            && p.offset < self.offset + self.len.max(1)
+        let at = &self.place;
+        at.member == p.member
+            && at.name_kind() == p.extra.name
+            && at.decoded == p.extra.decoded
+            && at.offset < p.offset + p.secret.len().max(1)
+            && p.offset < at.offset + self.len.max(1)
     }
-}
-
-fn name_kind(s: &str) -> Option<NameKind> {
-    [NameKind::Path, NameKind::Member, NameKind::Key]
-        .into_iter()
-        .find(|k| k.as_str() == s)
 }
