@@ -252,6 +252,28 @@ fn every_shard_scanned_then_merged_equals_trawl_git_on_each_repository() {
         .collect();
     assert_eq!(repos.len(), 2, "{merged}");
 
+    // SARIF for code scanning: valid, each result naming its repository.
+    let sarif = out.join("merged.sarif");
+    let o = trawl([
+        "org",
+        "merge",
+        "--plan",
+        s(&plan),
+        s(&out),
+        "-f",
+        "sarif",
+        "-o",
+        s(&sarif),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    crate::output::validate_sarif(&sarif);
+    let v: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), places(&merged, None).len());
+    assert!(results.iter().all(|r| r["properties"]["repository"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("file://"))));
+
     // A baseline of everything passes the gate; `--fail-on critical` too.
     let baseline = t.path().join("baseline.json");
     let o = trawl([

@@ -74,7 +74,7 @@ fn rules_found(v: &Value) -> Vec<String> {
 
 fn state_bytes(path: &Path) -> Vec<u8> {
     let mut all = Vec::new();
-    for ext in ["", "-wal"] {
+    for ext in ["", "-journal", "-wal"] {
         let mut p = path.as_os_str().to_owned();
         p.push(ext);
         all.extend(std::fs::read(&p).unwrap_or_default());

@@ -17,8 +17,9 @@
 //!   digest.
 //! - Per repository (`trawl org scan`), the ref tips and generation of its last complete scan,
 //!   with that scan's report lines: an unchanged repository is reported without reading a blob.
-//! - One SQLite file, written in transactions: a killed run loses at most the blobs of the
-//!   transaction in progress, which the next run scans again.
+//! - One SQLite file (rollback journal, fit for network file systems), written in
+//!   transactions of [`BATCH`] blobs: a killed run loses at most the blobs of the transaction
+//!   in progress, which the next run scans again.
 //!
 //! The store sits beside the pipeline, which asks it before scanning a blob; it needs rule
 //! metadata (digests, ids) and the report's redaction, nothing of the scanner.
@@ -143,7 +144,10 @@ impl Store {
             .with_context(|| format!("cannot open the state store {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+            // A rollback journal, not WAL: state directories live on shared volumes (NFS,
+            // a Kubernetes ReadWriteMany claim) where WAL's shared memory does not work; one
+            // process writes a store at a time, in batches, so WAL would gain little.
+            "PRAGMA journal_mode = TRUNCATE;
              PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS generations (
