@@ -28,4 +28,5 @@ pub mod rules;
 pub mod scan;
 pub mod source;
 pub mod state;
+pub mod verify;
 pub mod warning;

@@ -457,6 +457,8 @@ pub struct Finding {
     pub fingerprint: String,
     /// Places, ordered.
     pub locations: Vec<Location>,
+    /// What its provider said of it, when verification was asked (`--verify`).
+    pub verification: Option<crate::verify::Verification>,
 }
 
 /// Findings deduplicated by secret fingerprint.
@@ -549,6 +551,7 @@ impl FindingSet {
                         what,
                         fingerprint: fp,
                         locations: vec![location],
+                        verification: None,
                     });
                 }
             }

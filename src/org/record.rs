@@ -120,6 +120,7 @@ pub fn finding(r: &Record, rule: Option<Arc<RuleInfo>>) -> Finding {
             category: Category::parse(&r.category).unwrap_or(Category::Generic),
             severity: r.severity.parse().unwrap_or(Severity::High),
             references: Vec::new(),
+            revoke: None,
         })
     });
     let repository: Arc<str> = Arc::from(r.repository.as_str());
@@ -160,5 +161,6 @@ pub fn finding(r: &Record, rule: Option<Arc<RuleInfo>>) -> Finding {
         },
         fingerprint: r.fingerprint.clone(),
         locations,
+        verification: None,
     }
 }

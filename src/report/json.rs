@@ -62,6 +62,9 @@ struct JsonFinding<'a> {
     severity: &'a str,
     secret: String,
     fingerprint: &'a str,
+    /// What the provider said, with `--verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'a crate::verify::Verification>,
     locations: Vec<JsonLocation<'a>>,
 }
 
@@ -74,6 +77,7 @@ fn finding<'a>(ctx: &'a ReportContext, f: &'a Finding) -> JsonFinding<'a> {
         severity: rule.severity.as_str(),
         secret: ctx.secret_of(f),
         fingerprint: &f.fingerprint,
+        verification: f.verification.as_ref(),
         locations: f
             .locations
             .iter()

@@ -226,6 +226,8 @@ pub struct RuleInfo {
     pub severity: Severity,
     /// Documentation of the token format.
     pub references: Vec<String>,
+    /// Where the owner of a leaked credential revokes or rotates it.
+    pub revoke: Option<String>,
 }
 
 /// A rule file as written: `[[rules]]` entries.
@@ -263,6 +265,8 @@ pub struct RuleSpec {
     /// Documentation of the token format.
     #[serde(default)]
     pub references: Vec<String>,
+    /// Where the owner of a leaked credential revokes or rotates it (a page of the provider).
+    pub revoke: Option<String>,
     /// Inputs that must produce a finding of this rule.
     #[serde(default)]
     pub examples: Vec<String>,
@@ -403,6 +407,7 @@ impl Rule {
                 category: Category::UnsafeCode,
                 severity,
                 references: vec![reference.to_string()],
+                revoke: None,
             }),
             compile_error: OnceLock::new(),
             spec: RuleSpec {
@@ -416,6 +421,7 @@ impl Rule {
                 validate: None,
                 window: None,
                 references: vec![reference.to_string()],
+                revoke: None,
                 examples: Vec::new(),
                 negative_examples: Vec::new(),
                 allowlist: AllowlistSpec::default(),
@@ -543,6 +549,7 @@ impl Rule {
                 category,
                 severity: spec.severity,
                 references: spec.references.clone(),
+                revoke: spec.revoke.clone(),
             }),
             compile_error: OnceLock::new(),
             synthetic: false,

@@ -435,6 +435,7 @@ fn convert_rule(
         validate: None,
         window,
         references: Vec::new(),
+        revoke: None,
         examples: Vec::new(),
         negative_examples: Vec::new(),
         allowlist,

@@ -1,0 +1,61 @@
+//! Verification (issue 14): whether a found secret is a live credential, whose it is and what
+//! it can do — asked of the provider that issued it, only when the user asks (`--verify`).
+//!
+//! Contract: a [`Verification`] is attached to a finding after deduplication (each distinct
+//! secret checked once); reports show it as a `verification` object (`status`, `owner`,
+//! `scopes`, `expires`, `endpoint`). A secret is sent only to its provider's hosts, over
+//! HTTPS (plain HTTP only to a loopback address given with `--verify-endpoint`), never to a
+//! redirect target on another host, and only to read-only identity endpoints.
+
+use serde::{Deserialize, Serialize};
+
+/// What the provider said of a secret.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The provider accepted it: a working credential.
+    Live,
+    /// Revoked, expired or never valid.
+    Invalid,
+    /// No verifier for its rule, or an answer that says neither.
+    #[default]
+    Unknown,
+    /// The check failed: network, timeout, rate limit, a malformed answer.
+    Error,
+}
+
+impl Status {
+    /// How reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Live => "live",
+            Status::Invalid => "invalid",
+            Status::Unknown => "unknown",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// The result of checking one secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Live, invalid, unknown or error.
+    pub status: Status,
+    /// Who the credential belongs to (user, organisation, account id), as the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Scopes, permissions or role, as the provider names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// When it expires (RFC 3339), when the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The endpoint asked (without the secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Why it is unknown or an error, in trawl's words (never the provider's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
