@@ -70,7 +70,9 @@ pub fn fetch(repo: &Repo, cache: &Path, limit: Duration) -> Result<PathBuf, Fetc
         )?;
         return Ok(dir);
     }
-    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    // One name per repository: a clone killed half-way is removed by the next try (a URL is
+    // in one shard only, so no two processes clone it at once).
+    let tmp = dir.with_extension("git.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     let cloned = run(
         repo,
