@@ -64,6 +64,10 @@ impl Options {
     }
 }
 
+fn boxed_unknown(message: &str) -> Box<Verification> {
+    Box::new(unknown(message))
+}
+
 fn unknown(message: &str) -> Verification {
     Verification {
         status: Status::Unknown,
@@ -82,40 +86,58 @@ struct Job {
     code: Option<CodeVerifier>,
 }
 
+/// What becomes of one finding.
+enum Plan {
+    /// Not a secret: no verification.
+    Skip,
+    /// Known without asking anyone.
+    Done(Box<Verification>),
+    /// A request (or a code verifier) to run.
+    Ask(Job),
+}
+
 /// What a finding's verification is without asking anyone, or the job that asks.
-fn plan(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Verification> {
+fn plan(i: usize, f: &Finding, opts: &Options) -> Plan {
+    match plan_inner(i, f, opts) {
+        Ok(Some(job)) => Plan::Ask(job),
+        Ok(None) => Plan::Skip,
+        Err(v) => Plan::Done(v),
+    }
+}
+
+fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<Verification>> {
     let secret = match &f.what {
         What::UnsafeCode(_) => return Ok(None),
         What::Redacted(_) => {
-            return Err(unknown(
+            return Err(boxed_unknown(
                 "secret not kept (shard files and the state store hold it redacted): verify where it is found",
             ))
         }
         What::Secret(s) => s,
     };
     let Some(spec) = &f.rule.verify else {
-        return Err(unknown("no verifier for this rule"));
+        return Err(boxed_unknown("no verifier for this rule"));
     };
     let code = match &spec.code {
         Some(name) => match code_verifier(name) {
             Some(c) => Some(c),
-            None => return Err(unknown(&format!("no verifier built in ({name})"))),
+            None => return Err(boxed_unknown(&format!("no verifier built in ({name})"))),
         },
         None => None,
     };
     let Ok(secret) = String::from_utf8(secret.clone()) else {
-        return Err(unknown("the secret is not text a request can carry"));
+        return Err(boxed_unknown("the secret is not text a request can carry"));
     };
     let extra = opts
         .extra_hosts
         .get(&spec.provider)
         .map_or(&[][..], Vec::as_slice);
     let url = check::target(spec, opts.endpoints.get(&spec.provider), extra).map_err(|m| {
-        Verification {
+        Box::new(Verification {
             status: Status::Error,
             message: Some(m),
             ..Verification::default()
-        }
+        })
     })?;
     Ok(Some(Job {
         finding: i,
@@ -164,9 +186,9 @@ pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) +
         }
         first.insert(f.fingerprint.clone(), i);
         match plan(i, f, opts) {
-            Ok(Some(job)) => jobs.push(job),
-            Ok(None) => {}
-            Err(v) => f.verification = Some(v),
+            Plan::Ask(job) => jobs.push(job),
+            Plan::Skip => {}
+            Plan::Done(v) => f.verification = Some(*v),
         }
     }
     let results = run(&jobs, opts, notice);

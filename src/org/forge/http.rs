@@ -448,11 +448,11 @@ impl<'n> Client<'n> {
             }
             if (300..400).contains(&status) {
                 let elsewhere = header(&headers, "location")
-                    .and_then(|l| Origin::of(l))
+                    .and_then(Origin::of)
                     .is_some_and(|o| o != self.origin);
                 if elsewhere {
                     return Err(HttpError::Other(format!(
-                        "{what}: HTTP {status}, redirected to another host (not followed)"
+                        "{what}: HTTP {status}, a redirect (not followed): redirected to another host"
                     )));
                 }
                 return Err(HttpError::Other(format!(
