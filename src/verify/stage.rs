@@ -304,3 +304,71 @@ fn one<'n>(
         None => unknown("no client"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Category, RuleInfo, Severity};
+
+    fn finding(what: What, fp: &str, verify: Option<VerifySpec>) -> Finding {
+        Finding {
+            rule: Arc::new(RuleInfo {
+                id: "x.token".into(),
+                name: "x".into(),
+                category: Category::Generic,
+                severity: Severity::High,
+                references: Vec::new(),
+                revoke: None,
+                verify: verify.map(Arc::new),
+            }),
+            what,
+            fingerprint: fp.into(),
+            locations: Vec::new(),
+            verification: None,
+        }
+    }
+
+    #[test]
+    fn findings_without_a_secret_or_a_verifier_are_unknown_without_a_request() {
+        let aws: VerifySpec = toml::from_str(
+            "provider = \"aws\"\nhosts = [\"sts.amazonaws.com\"]\nurl = \"https://sts.amazonaws.com/\"\ncode = \"aws-sts\"",
+        )
+        .unwrap();
+        let mut f = vec![
+            finding(What::Redacted("hf_ab*****".into()), "a", None),
+            finding(What::Secret(b"s1".to_vec()), "b", None),
+            finding(What::UnsafeCode("os.system".into()), "c", None),
+            finding(What::Secret(b"s2".to_vec()), "d", Some(aws)),
+        ];
+        verify(&mut f, &Options::default(), &|_| {});
+        let msg = |i: usize| f[i].verification.as_ref().and_then(|v| v.message.clone());
+        assert!(msg(0).unwrap().contains("secret not kept"));
+        assert_eq!(msg(1).as_deref(), Some("no verifier for this rule"));
+        assert!(f[2].verification.is_none());
+        assert_eq!(msg(3).as_deref(), Some("no verifier built in (aws-sts)"));
+        assert!(f
+            .iter()
+            .flat_map(|f| &f.verification)
+            .all(|v| v.status == Status::Unknown));
+    }
+
+    #[test]
+    fn the_queue_keeps_each_provider_under_its_limit() {
+        let mut q = Queue {
+            left: 5,
+            ..Queue::default()
+        };
+        q.pending.insert("a".into(), (0..4).collect());
+        q.pending.insert("b".into(), VecDeque::from([4]));
+        let mut taken = Vec::new();
+        while let Some(j) = q.take(2) {
+            taken.push(j);
+        }
+        taken.sort();
+        assert_eq!(taken, [0, 1, 4], "two of a, one of b, then a is full");
+        assert_eq!(q.in_flight["a"], 2);
+        *q.in_flight.get_mut("a").unwrap() -= 1;
+        assert_eq!(q.take(2), Some(2));
+        assert_eq!(q.left, 1);
+    }
+}
