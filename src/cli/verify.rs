@@ -112,7 +112,7 @@ pub fn stage(
 /// How `trawl verify` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum VerifyFormat {
-    /// One line.
+    /// The status, then owner, scopes, expiry, endpoint and note, one a line.
     Text,
     /// `{"rule": …, "verification": {…}}`.
     Json,
