@@ -90,6 +90,9 @@ pub struct ReportOpts {
     /// List baseline entries that no longer match anything (on stderr).
     #[arg(long, requires = "baseline")]
     pub report_stale: bool,
+    /// Verification: `--verify`, endpoints, `--fail-on-live`.
+    #[command(flatten)]
+    pub verify: super::verify::VerifyOpts,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {

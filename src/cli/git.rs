@@ -143,7 +143,7 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     let repos = Repositories::discover(&args.repos, &args.git)?;
     let root = repos.root();
     let mut source = repos.source()?;
-    let scanned = job::scan(
+    let mut scanned = job::scan(
         &args.scan,
         args.report.baseline.as_deref(),
         args.report.report_stale,
@@ -152,6 +152,13 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         &mut source,
         "blobs",
         &ui,
+    )?;
+    super::verify::stage(
+        &args.report.verify,
+        args.scan.config.as_deref(),
+        &mut scanned.findings,
+        args.scan.quiet,
+        ui.as_ref(),
     )?;
     // SARIF locations are relative to the (first) repository's work tree.
     let root_uri = (args.repos.len() == 1)

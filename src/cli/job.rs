@@ -66,12 +66,27 @@ fn load_rules(
     for file in rule_files {
         let text = file.read("rule file")?;
         let origin = file.path.display().to_string();
+        let before: HashSet<String> = rules.ids().into_iter().map(str::to_string).collect();
         for w in rules.add_file(&text, &origin)? {
             warn(crate::warning::Warning::new(
                 crate::warning::WarningKind::Rule,
                 origin.clone(),
                 w,
             ));
+        }
+        if file.within.is_some() {
+            // A rule file the scanned tree named must not choose where secrets are sent.
+            let dropped = rules.drop_verifiers(|r| !before.contains(r.id()));
+            if !dropped.is_empty() {
+                warn(crate::warning::Warning::new(
+                    crate::warning::WarningKind::Rule,
+                    origin.clone(),
+                    format!(
+                        "verifiers of rule files in the scanned tree are not used ({})",
+                        dropped.join(", ")
+                    ),
+                ));
+            }
         }
     }
     check_rule_ids(config, &rules.ids())?;
@@ -368,13 +383,16 @@ pub fn finish(
     unit: &str,
     ui: &dyn Ui,
 ) -> Result<ExitCode> {
+    let live_only = report.verify.fail_on_live;
     let code = if scanned.diag.errors() > 0 {
         ExitCode::from(2)
-    } else if scanned
-        .findings
-        .iter()
-        .any(|f| f.rule.severity >= report.fail_on)
-    {
+    } else if scanned.findings.iter().any(|f| {
+        f.rule.severity >= report.fail_on
+            && (!live_only
+                || f.verification
+                    .as_ref()
+                    .is_some_and(|v| v.status == crate::verify::Status::Live))
+    }) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

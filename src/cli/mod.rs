@@ -14,6 +14,7 @@ mod org_merge;
 mod org_scan;
 mod rules;
 mod scan;
+mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ enum Command {
     /// Scans of many repositories: list them, plan shards, scan a shard, merge the shards.
     #[command(subcommand)]
     Org(org::OrgCommand),
+    /// Check one secret (read from standard input) with its rule's verifier (network).
+    Verify(verify::VerifyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         Command::Rules(cmd) => rules::run(cmd, ui.as_ref()),
         Command::Baseline(cmd) => baseline::run(cmd, ui),
         Command::Org(cmd) => org::run(cmd, ui),
+        Command::Verify(args) => verify::run(args, ui),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);

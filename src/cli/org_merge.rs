@@ -153,6 +153,13 @@ pub fn run(args: MergeArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
             counts.get("failed").unwrap_or(&0),
         ));
     }
+    super::verify::stage(
+        &args.report.verify,
+        args.config.as_deref(),
+        &mut findings,
+        args.quiet,
+        ui.as_ref(),
+    )?;
     let scanned = Scanned {
         findings,
         diag,

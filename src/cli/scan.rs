@@ -68,7 +68,7 @@ pub(crate) fn root_of(paths: &[PathBuf]) -> Option<PathBuf> {
 pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     let root = root_of(&args.paths);
     let mut inputs = Inputs::new(&args.paths, &args.fs);
-    let scanned = job::scan(
+    let mut scanned = job::scan(
         &args.scan,
         args.report.baseline.as_deref(),
         args.report.report_stale,
@@ -77,6 +77,13 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         &mut inputs,
         "files",
         &ui,
+    )?;
+    super::verify::stage(
+        &args.report.verify,
+        args.scan.config.as_deref(),
+        &mut scanned.findings,
+        args.scan.quiet,
+        ui.as_ref(),
     )?;
     let root_uri = root
         .as_deref()

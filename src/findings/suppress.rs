@@ -80,6 +80,23 @@ pub struct ConfigFile {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Verification endpoints and hosts (`--verify`); honoured only from `--config`.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+/// `[verify]`: where `--verify` may send a provider's secrets besides the rule's hosts. Read
+/// only from a configuration named with `--config`: a scanned repository's `trawl.toml` must
+/// not choose where its secrets go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Provider → extra hosts (GitHub Enterprise, self-hosted GitLab, Databricks workspaces).
+    #[serde(default)]
+    pub hosts: HashMap<String, Vec<String>>,
+    /// Provider → endpoint base URL (https, on a rule host or one of `hosts`).
+    #[serde(default)]
+    pub endpoints: HashMap<String, String>,
 }
 
 /// `[rules]`.

@@ -121,6 +121,7 @@ pub fn finding(r: &Record, rule: Option<Arc<RuleInfo>>) -> Finding {
             severity: r.severity.parse().unwrap_or(Severity::High),
             references: Vec::new(),
             revoke: None,
+            verify: None,
         })
     });
     let repository: Arc<str> = Arc::from(r.repository.as_str());

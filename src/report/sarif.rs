@@ -222,6 +222,9 @@ fn result_properties(ctx: &ReportContext, rule: &RuleInfo, f: &Finding, loc: &Lo
         p["email"] = json!(ctx.text(&c.email));
         p["date"] = json!(c.date);
     }
+    if let Some(v) = &f.verification {
+        p["verification"] = json!(v);
+    }
     p
 }
 

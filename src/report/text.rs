@@ -34,6 +34,33 @@ fn severity_colour(s: Severity) -> &'static str {
     }
 }
 
+/// `verified: live  owner alice  scopes repo, read:org  expires …  (endpoint)`.
+fn verification_line(ctx: &ReportContext, v: &crate::verify::Verification) -> String {
+    use crate::verify::Status;
+    let colour = match v.status {
+        Status::Live => "1;31",
+        Status::Invalid => "32",
+        Status::Unknown | Status::Error => "33",
+    };
+    let mut line = format!("verified: {}", paint(ctx, colour, v.status.as_str()));
+    if let Some(o) = &v.owner {
+        line.push_str(&format!("  owner {}", plain(o)));
+    }
+    if !v.scopes.is_empty() {
+        line.push_str(&format!("  scopes {}", plain(&v.scopes.join(", "))));
+    }
+    if let Some(e) = &v.expires {
+        line.push_str(&format!("  expires {}", plain(e)));
+    }
+    if let Some(m) = &v.message {
+        line.push_str(&format!("  ({})", plain(m)));
+    }
+    if let Some(e) = &v.endpoint {
+        line.push_str(&format!("  {}", paint(ctx, "2", e)));
+    }
+    line
+}
+
 pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> io::Result<()> {
     let mut order: Vec<&Finding> = findings.iter().collect();
     order.sort_by_key(|f| std::cmp::Reverse(f.rule.severity));
@@ -63,6 +90,9 @@ pub fn write(ctx: &ReportContext, findings: &[Finding], out: &mut dyn Write) -> 
             paint(ctx, "35", &ctx.secret_of(f)),
             paint(ctx, "2", &format!("[{short_fp}]"))
         )?;
+        if let Some(v) = &f.verification {
+            writeln!(out, "         {}", verification_line(ctx, v))?;
+        }
         for loc in f.locations.iter().take(MAX_LOCATIONS) {
             let path = ctx.path(loc);
             let place = match (loc.extra.name, loc.position) {

@@ -228,6 +228,8 @@ pub struct RuleInfo {
     pub references: Vec<String>,
     /// Where the owner of a leaked credential revokes or rotates it.
     pub revoke: Option<String>,
+    /// How `--verify` checks a secret of this rule, if it can.
+    pub verify: Option<Arc<crate::verify::spec::VerifySpec>>,
 }
 
 /// A rule file as written: `[[rules]]` entries.
@@ -267,6 +269,8 @@ pub struct RuleSpec {
     pub references: Vec<String>,
     /// Where the owner of a leaked credential revokes or rotates it (a page of the provider).
     pub revoke: Option<String>,
+    /// How `--verify` asks the provider whether a secret is live (`[rules.verify]`).
+    pub verify: Option<crate::verify::spec::VerifySpec>,
     /// Inputs that must produce a finding of this rule.
     #[serde(default)]
     pub examples: Vec<String>,
@@ -408,6 +412,7 @@ impl Rule {
                 severity,
                 references: vec![reference.to_string()],
                 revoke: None,
+                verify: None,
             }),
             compile_error: OnceLock::new(),
             spec: RuleSpec {
@@ -422,6 +427,7 @@ impl Rule {
                 window: None,
                 references: vec![reference.to_string()],
                 revoke: None,
+                verify: None,
                 examples: Vec::new(),
                 negative_examples: Vec::new(),
                 allowlist: AllowlistSpec::default(),
@@ -504,6 +510,9 @@ impl Rule {
                 "id must be lowercase letters, digits, `.`, `_` or `-`".to_string(),
             ));
         }
+        if let Some(v) = &spec.verify {
+            v.check().map_err(&fail)?;
+        }
         let Some(category) = Category::parse(&spec.category) else {
             return Err(fail(format!(
                 "unknown category (expected one of {})",
@@ -550,6 +559,7 @@ impl Rule {
                 severity: spec.severity,
                 references: spec.references.clone(),
                 revoke: spec.revoke.clone(),
+                verify: spec.verify.clone().map(Arc::new),
             }),
             compile_error: OnceLock::new(),
             synthetic: false,
@@ -675,6 +685,22 @@ impl RuleSet {
         }
         self.rules.push(rule);
         Ok(())
+    }
+
+    /// Drops the verifiers of the rules `which` selects (rules from a file the scanned tree
+    /// named: a repository must not choose where its secrets are sent); returns their ids.
+    pub fn drop_verifiers(&mut self, which: impl Fn(&Rule) -> bool) -> Vec<String> {
+        let mut dropped = Vec::new();
+        for rule in &mut self.rules {
+            if rule.spec.verify.is_some() && which(rule) {
+                rule.spec.verify = None;
+                let mut info = (*rule.info).clone();
+                info.verify = None;
+                rule.info = Arc::new(info);
+                dropped.push(rule.spec.id.clone());
+            }
+        }
+        dropped
     }
 
     /// Keeps only the rules `keep` accepts.

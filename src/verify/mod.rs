@@ -7,7 +7,42 @@
 //! HTTPS (plain HTTP only to a loopback address given with `--verify-endpoint`), never to a
 //! redirect target on another host, and only to read-only identity endpoints.
 
+pub mod check;
+pub mod spec;
+pub mod stage;
+
 use serde::{Deserialize, Serialize};
+
+use crate::org::forge::http::Bounds;
+
+/// What a verifier written in code receives.
+pub struct CodeInput<'a> {
+    /// The secret.
+    pub secret: &'a str,
+    /// A value another rule found near it (the rule's `companion`), when the lookup found one.
+    pub companion: Option<&'a [u8]>,
+    /// The endpoint: the rule's `url`, or the one configured for its provider.
+    pub url: &'a str,
+    /// Timeouts and retries.
+    pub bounds: Bounds,
+    /// Where waits are told.
+    pub notice: &'a dyn Fn(&str),
+}
+
+/// A verifier written in code (a protocol data cannot describe, such as AWS SigV4).
+pub type CodeVerifier = fn(&CodeInput<'_>) -> Verification;
+
+/// Verifiers written in code, by the name rules give them (`code = "aws-sts"`). A rule naming
+/// one that is not here is verified `unknown`, "no verifier built in".
+const CODE_VERIFIERS: &[(&str, CodeVerifier)] = &[];
+
+/// The code verifier named `name`.
+pub fn code_verifier(name: &str) -> Option<CodeVerifier> {
+    CODE_VERIFIERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
 
 /// What the provider said of a secret.
 #[derive(

@@ -1,5 +1,5 @@
-//! The one HTTP client that talks to forges (and later to verification endpoints): blocking
-//! `ureq` over rustls, no async runtime, `HTTPS_PROXY` honoured.
+//! The one HTTP client that talks to forges and to verification endpoints: blocking `ureq`
+//! over rustls, no async runtime, `HTTPS_PROXY` honoured.
 //!
 //! Contract: every request goes to the origin (scheme, host, port) of the API base given at
 //! construction, and nowhere else; the token (from the environment, never printed, never in a
@@ -177,6 +177,48 @@ impl std::fmt::Display for HttpError {
     }
 }
 
+/// Timeouts and retry bounds of a client. [`Bounds::default`] is the forge listings'.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Connect timeout.
+    pub connect: Duration,
+    /// Time to the response head.
+    pub response: Duration,
+    /// Time to read the body.
+    pub body: Duration,
+    /// Longest single rate-limit wait (a longer `Retry-After` is cut to this).
+    pub max_wait: Duration,
+    /// Rate-limit waits per request.
+    pub rate_retries: u32,
+    /// Retries of a 5xx answer or a failed connection.
+    pub server_retries: u32,
+    /// Whether a timed-out request is tried again.
+    pub retry_timeouts: bool,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds {
+            connect: Duration::from_secs(30),
+            response: Duration::from_secs(120),
+            body: Duration::from_secs(300),
+            max_wait: MAX_WAIT,
+            rate_retries: MAX_RATE_RETRIES,
+            server_retries: MAX_SERVER_RETRIES,
+            retry_timeouts: true,
+        }
+    }
+}
+
+/// The HTTP methods the client sends: read-only listings and identity checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST` without a body (endpoints such as Slack's `auth.test` that take either).
+    Post,
+}
+
 /// A client bound to one API base.
 pub struct Client<'n> {
     agent: ureq::Agent,
@@ -185,6 +227,7 @@ pub struct Client<'n> {
     token: Option<Token>,
     notice: &'n dyn Fn(&str),
     max_body: u64,
+    bounds: Bounds,
 }
 
 impl<'n> Client<'n> {
@@ -194,6 +237,16 @@ impl<'n> Client<'n> {
         base: &str,
         token: Option<Token>,
         notice: &'n dyn Fn(&str),
+    ) -> Result<Client<'n>, String> {
+        Client::with_bounds(base, token, notice, Bounds::default())
+    }
+
+    /// [`Client::new`] with other timeouts and retry bounds.
+    pub fn with_bounds(
+        base: &str,
+        token: Option<Token>,
+        notice: &'n dyn Fn(&str),
+        bounds: Bounds,
     ) -> Result<Client<'n>, String> {
         let base = base.trim_end_matches('/').to_string();
         let origin = Origin::of(&base).ok_or_else(|| {
@@ -208,9 +261,9 @@ impl<'n> Client<'n> {
             .http_status_as_error(false)
             .max_redirects(0)
             .https_only(origin.scheme == "https")
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_recv_body(Some(Duration::from_secs(300)))
+            .timeout_connect(Some(bounds.connect))
+            .timeout_recv_response(Some(bounds.response))
+            .timeout_recv_body(Some(bounds.body))
             .user_agent(concat!("trawl/", env!("CARGO_PKG_VERSION")));
         // `HTTPS_PROXY` (and `ALL_PROXY`, `NO_PROXY`) are read by ureq's default; a loopback
         // test server is never reached through a proxy.
@@ -224,6 +277,7 @@ impl<'n> Client<'n> {
             token,
             notice,
             max_body: MAX_BODY,
+            bounds,
         })
     }
 
@@ -251,6 +305,32 @@ impl<'n> Client<'n> {
     /// GET `url` (which must be on the API base's origin), waiting out rate limits and retrying
     /// server errors within the bounds of this module.
     pub fn get(&self, url: &str, what: &str) -> Result<Answer, HttpError> {
+        self.send(Method::Get, url, &[], false, what)
+    }
+
+    /// Sends `method` to `url` (on the API base's origin) with `headers` besides the token,
+    /// and returns the answer whatever its status, once rate limits are waited out and server
+    /// errors retried; a redirect is an error (never followed), and so is a 5xx or a rate
+    /// limit that outlasts the retries. Header values (which may hold a secret) are never
+    /// quoted in errors.
+    pub fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        what: &str,
+    ) -> Result<Answer, HttpError> {
+        self.send(method, url, headers, true, what)
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        url: &str,
+        extra: &[(String, String)],
+        any_status: bool,
+        what: &str,
+    ) -> Result<Answer, HttpError> {
         if !self.same_origin(url) {
             return Err(HttpError::Other(format!(
                 "{what}: refused a request to another host than the API's"
@@ -258,20 +338,44 @@ impl<'n> Client<'n> {
         }
         let (mut rate_retries, mut server_retries) = (0, 0);
         loop {
-            let mut request = self.agent.get(url);
-            if let Some(t) = &self.token {
-                request = request.header(t.header, &t.value);
-            }
-            let mut response = match request.call() {
+            let sent = match method {
+                Method::Get => {
+                    let mut request = self.agent.get(url);
+                    if let Some(t) = &self.token {
+                        request = request.header(t.header, &t.value);
+                    }
+                    for (n, v) in extra {
+                        request = request.header(n, v);
+                    }
+                    request.call()
+                }
+                Method::Post => {
+                    let mut request = self.agent.post(url);
+                    if let Some(t) = &self.token {
+                        request = request.header(t.header, &t.value);
+                    }
+                    for (n, v) in extra {
+                        request = request.header(n, v);
+                    }
+                    request.send_empty()
+                }
+            };
+            let max_server = self.bounds.server_retries;
+            let mut response = match sent {
                 Ok(r) => r,
-                Err(e) if server_retries < MAX_SERVER_RETRIES && transient(&e) => {
+                Err(e)
+                    if server_retries < max_server
+                        && transient(&e)
+                        && (self.bounds.retry_timeouts
+                            || !matches!(e, ureq::Error::Timeout(_))) =>
+                {
                     server_retries += 1;
                     self.wait(
                         backoff(server_retries),
                         what,
                         "the connection failed",
                         server_retries,
-                        MAX_SERVER_RETRIES,
+                        max_server,
                     );
                     continue;
                 }
@@ -288,18 +392,11 @@ impl<'n> Client<'n> {
                         .then(|| (n.as_str().to_ascii_lowercase(), v.to_string()))
                 })
                 .collect();
-            if (200..300).contains(&status) {
-                let body = response
-                    .body_mut()
-                    .with_config()
-                    .limit(self.max_body)
-                    .read_to_vec()
-                    .map_err(|e| match e {
-                        ureq::Error::BodyExceedsLimit(n) => HttpError::Other(format!(
-                            "{what}: the answer is larger than {n} bytes; not read"
-                        )),
-                        e => HttpError::Other(format!("{what}: {}", describe(&e))),
-                    })?;
+            let retry_status = status == 429 || status >= 500 || (status == 403 && !any_status);
+            let final_answer = (200..300).contains(&status)
+                || (any_status && !(300..400).contains(&status) && !retry_status);
+            if final_answer {
+                let body = read_bounded(&mut response, self.max_body, what)?;
                 return Ok(Answer {
                     status,
                     body,
@@ -308,27 +405,36 @@ impl<'n> Client<'n> {
             }
             if status == 403 || status == 429 {
                 let wait = rate_limit_wait(status, &headers, now_epoch());
+                let max_rate = self.bounds.rate_retries;
                 match wait {
-                    Some(w) if rate_retries < MAX_RATE_RETRIES => {
+                    Some(w) if rate_retries < max_rate => {
                         rate_retries += 1;
                         self.wait(
-                            w,
+                            w.min(self.bounds.max_wait),
                             what,
                             "rate limit reached",
                             rate_retries,
-                            MAX_RATE_RETRIES,
+                            max_rate,
                         );
                         continue;
                     }
                     Some(_) => {
                         return Err(HttpError::Other(format!(
-                            "{what}: still rate-limited after {MAX_RATE_RETRIES} waits"
+                            "{what}: still rate-limited after {max_rate} waits"
                         )))
+                    }
+                    None if any_status => {
+                        let body = read_bounded(&mut response, self.max_body, what)?;
+                        return Ok(Answer {
+                            status,
+                            body,
+                            headers,
+                        });
                     }
                     None => return Err(HttpError::Status(status)),
                 }
             }
-            if status >= 500 && server_retries < MAX_SERVER_RETRIES {
+            if status >= 500 && server_retries < self.bounds.server_retries {
                 server_retries += 1;
                 let reason = format!("HTTP {status}");
                 self.wait(
@@ -336,11 +442,19 @@ impl<'n> Client<'n> {
                     what,
                     &reason,
                     server_retries,
-                    MAX_SERVER_RETRIES,
+                    self.bounds.server_retries,
                 );
                 continue;
             }
             if (300..400).contains(&status) {
+                let elsewhere = header(&headers, "location")
+                    .and_then(Origin::of)
+                    .is_some_and(|o| o != self.origin);
+                if elsewhere {
+                    return Err(HttpError::Other(format!(
+                        "{what}: HTTP {status}, a redirect (not followed): redirected to another host"
+                    )));
+                }
                 return Err(HttpError::Other(format!(
                     "{what}: HTTP {status}, a redirect (not followed: the token goes to the API host only)"
                 )));
@@ -365,6 +479,25 @@ impl std::fmt::Debug for Client<'_> {
             .field("token", &self.token)
             .finish_non_exhaustive()
     }
+}
+
+/// The body of `response`, at most `limit` bytes (more is an error).
+fn read_bounded(
+    response: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, HttpError> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(n) => HttpError::Other(format!(
+                "{what}: the answer is larger than {n} bytes; not read"
+            )),
+            e => HttpError::Other(format!("{what}: {}", describe(&e))),
+        })
 }
 
 /// 1 s, 2 s, 4 s …

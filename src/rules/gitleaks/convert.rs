@@ -436,6 +436,7 @@ fn convert_rule(
         window,
         references: Vec::new(),
         revoke: None,
+        verify: None,
         examples: Vec::new(),
         negative_examples: Vec::new(),
         allowlist,

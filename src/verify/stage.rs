@@ -1,0 +1,374 @@
+//! The verification stage: after deduplication and suppressions, every distinct secret is
+//! checked once with its rule's verifier.
+//!
+//! Contract: [`verify`] sets `verification` on every secret finding (unsafe-code findings
+//! have none): `unknown` with a reason for rules without a verifier, secrets not kept (shard
+//! files) or verifiers not built in; otherwise what the provider answered. At most
+//! [`Options::per_provider`] requests are in flight per provider and [`Options::total`] in
+//! all, on std threads. Nothing here runs unless the user asked for `--verify`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::check::{self, Endpoint};
+use super::spec::VerifySpec;
+use super::{code_verifier, CodeInput, CodeVerifier, Status, Verification};
+use crate::findings::{Finding, What};
+use crate::org::forge::http::{Bounds, Client, Origin};
+
+/// Most bytes read of a verification answer.
+pub const MAX_ANSWER: u64 = 1 << 20;
+
+/// How the stage runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Endpoints by provider (`--verify-endpoint`, `[verify.endpoints]` of `--config`).
+    pub endpoints: HashMap<String, Endpoint>,
+    /// Extra hosts by provider (`[verify.hosts]` of `--config`).
+    pub extra_hosts: HashMap<String, Vec<String>>,
+    /// Requests in flight per provider.
+    pub per_provider: usize,
+    /// Requests in flight in all.
+    pub total: usize,
+    /// Connect timeout.
+    pub connect: Duration,
+    /// Time to the answer, and again to its body.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            endpoints: HashMap::new(),
+            extra_hosts: HashMap::new(),
+            per_provider: 4,
+            total: 16,
+            connect: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Options {
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            connect: self.connect,
+            response: self.timeout,
+            body: self.timeout,
+            max_wait: Duration::from_secs(60),
+            rate_retries: 3,
+            server_retries: 2,
+            retry_timeouts: false,
+        }
+    }
+}
+
+fn boxed_unknown(message: &str) -> Box<Verification> {
+    Box::new(unknown(message))
+}
+
+fn unknown(message: &str) -> Verification {
+    Verification {
+        status: Status::Unknown,
+        message: Some(message.to_string()),
+        ..Verification::default()
+    }
+}
+
+/// One request to make.
+struct Job {
+    finding: usize,
+    spec: Arc<VerifySpec>,
+    url: String,
+    secret: String,
+    /// Set for a verifier written in code.
+    code: Option<CodeVerifier>,
+}
+
+/// What becomes of one finding.
+enum Plan {
+    /// Not a secret: no verification.
+    Skip,
+    /// Known without asking anyone.
+    Done(Box<Verification>),
+    /// A request (or a code verifier) to run.
+    Ask(Job),
+}
+
+/// What a finding's verification is without asking anyone, or the job that asks.
+fn plan(i: usize, f: &Finding, opts: &Options) -> Plan {
+    match plan_inner(i, f, opts) {
+        Ok(Some(job)) => Plan::Ask(job),
+        Ok(None) => Plan::Skip,
+        Err(v) => Plan::Done(v),
+    }
+}
+
+fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<Verification>> {
+    let secret = match &f.what {
+        What::UnsafeCode(_) => return Ok(None),
+        What::Redacted(_) => {
+            return Err(boxed_unknown(
+                "secret not kept (shard files and the state store hold it redacted): verify where it is found",
+            ))
+        }
+        What::Secret(s) => s,
+    };
+    let Some(spec) = &f.rule.verify else {
+        return Err(boxed_unknown("no verifier for this rule"));
+    };
+    let code = match &spec.code {
+        Some(name) => match code_verifier(name) {
+            Some(c) => Some(c),
+            None => return Err(boxed_unknown(&format!("no verifier built in ({name})"))),
+        },
+        None => None,
+    };
+    let Ok(secret) = String::from_utf8(secret.clone()) else {
+        return Err(boxed_unknown("the secret is not text a request can carry"));
+    };
+    let extra = opts
+        .extra_hosts
+        .get(&spec.provider)
+        .map_or(&[][..], Vec::as_slice);
+    let url = check::target(spec, opts.endpoints.get(&spec.provider), extra).map_err(|m| {
+        Box::new(Verification {
+            status: Status::Error,
+            message: Some(m),
+            ..Verification::default()
+        })
+    })?;
+    Ok(Some(Job {
+        finding: i,
+        spec: spec.clone(),
+        url,
+        secret,
+        code,
+    }))
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: HashMap<String, VecDeque<usize>>,
+    in_flight: HashMap<String, usize>,
+    left: usize,
+}
+
+impl Queue {
+    /// The next job whose provider has room, if any.
+    fn take(&mut self, per_provider: usize) -> Option<usize> {
+        let provider = self
+            .pending
+            .iter()
+            .find(|(p, q)| {
+                !q.is_empty() && self.in_flight.get(*p).copied().unwrap_or(0) < per_provider
+            })
+            .map(|(p, _)| p.clone())?;
+        let job = self.pending.get_mut(&provider)?.pop_front()?;
+        *self.in_flight.entry(provider).or_default() += 1;
+        self.left -= 1;
+        Some(job)
+    }
+}
+
+/// Verifies every secret of `findings`; `notice` receives waits on rate limits (trawl's
+/// words, no secret, no URL).
+pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) + Sync)) {
+    let mut jobs = Vec::new();
+    // One check per secret fingerprint, whatever the findings list holds.
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut copies: Vec<(usize, usize)> = Vec::new();
+    for (i, f) in findings.iter_mut().enumerate() {
+        if let Some(&j) = first.get(&f.fingerprint) {
+            copies.push((i, j));
+            continue;
+        }
+        first.insert(f.fingerprint.clone(), i);
+        match plan(i, f, opts) {
+            Plan::Ask(job) => jobs.push(job),
+            Plan::Skip => {}
+            Plan::Done(v) => f.verification = Some(*v),
+        }
+    }
+    let results = run(&jobs, opts, notice);
+    for (job, v) in jobs.iter().zip(results) {
+        findings[job.finding].verification = Some(v);
+    }
+    for (i, j) in copies {
+        findings[i].verification = findings[j].verification.clone();
+    }
+}
+
+fn run(jobs: &[Job], opts: &Options, notice: &(dyn Fn(&str) + Sync)) -> Vec<Verification> {
+    let mut queue = Queue {
+        left: jobs.len(),
+        ..Queue::default()
+    };
+    for (i, j) in jobs.iter().enumerate() {
+        queue
+            .pending
+            .entry(j.spec.provider.clone())
+            .or_default()
+            .push_back(i);
+    }
+    let state = Mutex::new(queue);
+    let wake = Condvar::new();
+    let results: Vec<Mutex<Option<Verification>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let per_provider = opts.per_provider.max(1);
+    let workers = opts.total.max(1).min(jobs.len());
+    let bounds = opts.bounds();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let note = |m: &str| notice(m);
+                let mut clients: HashMap<String, Client<'_>> = HashMap::new();
+                loop {
+                    let next = {
+                        let mut q = state.lock().unwrap_or_else(|e| e.into_inner());
+                        loop {
+                            if let Some(j) = q.take(per_provider) {
+                                break Some(j);
+                            }
+                            if q.left == 0 {
+                                break None;
+                            }
+                            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    let Some(i) = next else { break };
+                    let job = &jobs[i];
+                    let v = one(job, &mut clients, &note, bounds);
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                    let mut q = state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(n) = q.in_flight.get_mut(&job.spec.provider) {
+                        *n -= 1;
+                    }
+                    wake.notify_all();
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| unknown("not checked"))
+        })
+        .collect()
+}
+
+fn one<'n>(
+    job: &Job,
+    clients: &mut HashMap<String, Client<'n>>,
+    notice: &'n dyn Fn(&str),
+    bounds: Bounds,
+) -> Verification {
+    let Some(origin) = Origin::of(&job.url) else {
+        return Verification {
+            status: Status::Error,
+            message: Some("the verifier's URL is not usable".into()),
+            ..Verification::default()
+        };
+    };
+    let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
+    if let Some(code) = job.code {
+        // The value found near the secret (an AWS key id) comes from the companion lookup
+        // once it exists; until then a code verifier that needs one says so.
+        return code(&CodeInput {
+            secret: &job.secret,
+            companion: None,
+            url: &job.url,
+            bounds,
+            notice,
+        });
+    }
+    if !clients.contains_key(&base) {
+        match Client::with_bounds(&base, None, notice, bounds) {
+            Ok(c) => {
+                clients.insert(base.clone(), c.with_max_body(MAX_ANSWER));
+            }
+            Err(m) => {
+                return Verification {
+                    status: Status::Error,
+                    message: Some(m),
+                    endpoint: Some(check::shown(&job.url)),
+                    ..Verification::default()
+                }
+            }
+        }
+    }
+    match clients.get(&base) {
+        Some(c) => check::run(c, &job.spec, &job.url, &job.secret),
+        None => unknown("no client"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Category, RuleInfo, Severity};
+
+    fn finding(what: What, fp: &str, verify: Option<VerifySpec>) -> Finding {
+        Finding {
+            rule: Arc::new(RuleInfo {
+                id: "x.token".into(),
+                name: "x".into(),
+                category: Category::Generic,
+                severity: Severity::High,
+                references: Vec::new(),
+                revoke: None,
+                verify: verify.map(Arc::new),
+            }),
+            what,
+            fingerprint: fp.into(),
+            locations: Vec::new(),
+            verification: None,
+        }
+    }
+
+    #[test]
+    fn findings_without_a_secret_or_a_verifier_are_unknown_without_a_request() {
+        let aws: VerifySpec = toml::from_str(
+            "provider = \"aws\"\nhosts = [\"sts.amazonaws.com\"]\nurl = \"https://sts.amazonaws.com/\"\ncode = \"aws-sts\"",
+        )
+        .unwrap();
+        let mut f = vec![
+            finding(What::Redacted("hf_ab*****".into()), "a", None),
+            finding(What::Secret(b"s1".to_vec()), "b", None),
+            finding(What::UnsafeCode("os.system".into()), "c", None),
+            finding(What::Secret(b"s2".to_vec()), "d", Some(aws)),
+        ];
+        verify(&mut f, &Options::default(), &|_| {});
+        let msg = |i: usize| f[i].verification.as_ref().and_then(|v| v.message.clone());
+        assert!(msg(0).unwrap().contains("secret not kept"));
+        assert_eq!(msg(1).as_deref(), Some("no verifier for this rule"));
+        assert!(f[2].verification.is_none());
+        assert_eq!(msg(3).as_deref(), Some("no verifier built in (aws-sts)"));
+        assert!(f
+            .iter()
+            .flat_map(|f| &f.verification)
+            .all(|v| v.status == Status::Unknown));
+    }
+
+    #[test]
+    fn the_queue_keeps_each_provider_under_its_limit() {
+        let mut q = Queue {
+            left: 5,
+            ..Queue::default()
+        };
+        q.pending.insert("a".into(), (0..4).collect());
+        q.pending.insert("b".into(), VecDeque::from([4]));
+        let mut taken = Vec::new();
+        while let Some(j) = q.take(2) {
+            taken.push(j);
+        }
+        taken.sort();
+        assert_eq!(taken, [0, 1, 4], "two of a, one of b, then a is full");
+        assert_eq!(q.in_flight["a"], 2);
+        *q.in_flight.get_mut("a").unwrap() -= 1;
+        assert_eq!(q.take(2), Some(2));
+        assert_eq!(q.left, 1);
+    }
+}
