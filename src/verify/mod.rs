@@ -7,6 +7,9 @@
 //! HTTPS (plain HTTP only to a loopback address given with `--verify-endpoint`), never to a
 //! redirect target on another host, and only to read-only identity endpoints.
 
+pub mod companion;
+pub mod sigv4;
+
 use serde::{Deserialize, Serialize};
 
 /// What the provider said of a secret.
