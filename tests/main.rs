@@ -28,3 +28,4 @@ mod readme;
 mod rules_catalogue;
 mod state;
 mod suppress;
+mod verify_aws;
