@@ -151,6 +151,15 @@ fn live_keys_give_their_arn_and_account_and_the_signature_covers_what_was_sent()
     assert_eq!(r.header("content-type"), Some(aws::CONTENT_TYPE));
     assert_eq!(r.header("host"), Some(&sts.url()["http://".len()..]));
     assert_eq!(r.header("x-amz-security-token"), None);
+    // Each signed header was sent once (AWS would join repeated values into what it signs).
+    for name in ["content-type", "host", "x-amz-date", "authorization"] {
+        let n = r
+            .headers
+            .iter()
+            .filter(|(h, _)| h.eq_ignore_ascii_case(name))
+            .count();
+        assert_eq!(n, 1, "{name}");
+    }
     // Signed with the system clock: today's date in the scope.
     let today = sigv4::amz_date(
         before

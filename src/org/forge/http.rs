@@ -8,7 +8,8 @@
 //! server sends is bounded: timeouts on connect and read, each body at most [`MAX_BODY`], rate
 //! limits waited out at most [`MAX_RATE_RETRIES`] times per request and at most [`MAX_WAIT`]
 //! each, 5xx and transport errors retried [`MAX_SERVER_RETRIES`] times with backoff. Errors
-//! never quote a body or a header.
+//! never quote a body or a header. [`Client::post`] (verifiers) is one attempt that hands
+//! every status, 3xx and 429 included, back to its caller with the bounded body.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
