@@ -8,7 +8,7 @@
 //! forge.json("/x", "[]"); // … then this one, for every later request
 //! forge.serve_dir("/git", bare_repos_dir); // GET /git/a.git/info/refs → file; dumb-HTTP clones
 //! // … run trawl against `base` …
-//! let seen = forge.requests(); // every request: method, path with query, headers
+//! let seen = forge.requests(); // every request: method, path with query, headers, body
 //! ```
 //!
 //! Routes are matched on the exact path with its query. Answers registered for one route are
@@ -34,6 +34,8 @@ pub struct Request {
     pub path: String,
     /// Header names as sent; compare with [`Request::header`].
     pub headers: Vec<(String, String)>,
+    /// The body, as long as its `Content-Length` says (within the 64 KiB read per request).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -204,12 +206,20 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut body = Vec::new();
+    let _ = (&mut reader).take(length).read_to_end(&mut body);
     let reply = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.requests.push(Request {
             method: method.clone(),
             path: path.clone(),
             headers,
+            body,
         });
         answer(&mut s, &path)
     };

@@ -29,3 +29,4 @@ mod rules_catalogue;
 mod state;
 mod suppress;
 mod verify;
+mod verify_aws;

@@ -7,7 +7,10 @@
 //! HTTPS (plain HTTP only to a loopback address given with `--verify-endpoint`), never to a
 //! redirect target on another host, and only to read-only identity endpoints.
 
+pub mod aws;
 pub mod check;
+pub mod companion;
+pub mod sigv4;
 pub mod spec;
 pub mod stage;
 

@@ -8,7 +8,8 @@
 //! server sends is bounded: timeouts on connect and read, each body at most [`MAX_BODY`], rate
 //! limits waited out at most [`MAX_RATE_RETRIES`] times per request and at most [`MAX_WAIT`]
 //! each, 5xx and transport errors retried [`MAX_SERVER_RETRIES`] times with backoff. Errors
-//! never quote a body or a header.
+//! never quote a body or a header. [`Client::post`] (verifiers) is one attempt that hands
+//! every status, 3xx and 429 included, back to its caller with the bounded body.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -131,9 +132,9 @@ impl Token {
     }
 }
 
-/// A successful (2xx) answer.
+/// An answer: always a 2xx one from [`Client::get`]; of any status from [`Client::post`].
 pub struct Answer {
-    /// The 2xx status.
+    /// The status (2xx from [`Client::get`]).
     pub status: u16,
     /// At most [`MAX_BODY`] bytes.
     pub body: Vec<u8>,
@@ -228,6 +229,7 @@ pub struct Client<'n> {
     notice: &'n dyn Fn(&str),
     max_body: u64,
     bounds: Bounds,
+    timeout: Option<Duration>,
 }
 
 impl<'n> Client<'n> {
@@ -278,12 +280,20 @@ impl<'n> Client<'n> {
             notice,
             max_body: MAX_BODY,
             bounds,
+            timeout: None,
         })
     }
 
     /// Reads bodies of at most `bytes` (below [`MAX_BODY`]; larger values are capped).
     pub fn with_max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes.min(MAX_BODY);
+        self
+    }
+
+    /// Bounds each [`Client::post`] as a whole (connecting, sending, the answer and its body);
+    /// [`Client::get`] keeps the agent's per-phase timeouts.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -461,6 +471,67 @@ impl<'n> Client<'n> {
             }
             return Err(HttpError::Status(status));
         }
+    }
+
+    /// POST `body` with `headers` to `url` (which must be on the API base's origin), once: no
+    /// retries, no rate-limit waits, redirects not followed — the caller reads the status (a
+    /// verifier maps 403, 429 or a 3xx to its own verdict). Every status comes back as an
+    /// [`Answer`] with its body (at most the client's body limit); only a transport failure
+    /// or an oversized body is an error. The client's token, if any, is attached as by
+    /// [`Client::get`]; `headers` are sent as given (a `Host` among them replaces the one
+    /// derived from `url`: the connection still goes to `url`'s origin).
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        what: &str,
+    ) -> Result<Answer, HttpError> {
+        if !self.same_origin(url) {
+            return Err(HttpError::Other(format!(
+                "{what}: refused a request to another host than the API's"
+            )));
+        }
+        let mut request = self.agent.post(url);
+        if let Some(t) = &self.token {
+            request = request.header(t.header, &t.value);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(t) = self.timeout {
+            request = request.config().timeout_global(Some(t)).build();
+        }
+        let mut response = request
+            .send(body)
+            .map_err(|e| HttpError::Other(format!("{what}: {}", describe(&e))))?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| {
+                let v = v.to_str().ok()?;
+                v.bytes()
+                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+                    .then(|| (n.as_str().to_ascii_lowercase(), v.to_string()))
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(n) => HttpError::Other(format!(
+                    "{what}: the answer is larger than {n} bytes; not read"
+                )),
+                e => HttpError::Other(format!("{what}: {}", describe(&e))),
+            })?;
+        Ok(Answer {
+            status,
+            body,
+            headers,
+        })
     }
 
     fn wait(&self, d: Duration, what: &str, reason: &str, n: u32, max: u32) {
