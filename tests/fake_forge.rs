@@ -8,7 +8,7 @@
 //! forge.json("/x", "[]"); // … then this one, for every later request
 //! forge.serve_dir("/git", bare_repos_dir); // GET /git/a.git/info/refs → file; dumb-HTTP clones
 //! // … run trawl against `base` …
-//! let seen = forge.requests(); // every request: method, path with query, headers
+//! let seen = forge.requests(); // every request: method, path with query, headers, body
 //! ```
 //!
 //! Routes are matched on the exact path with its query. Answers registered for one route are
@@ -34,6 +34,8 @@ pub struct Request {
     pub path: String,
     /// Header names as sent; compare with [`Request::header`].
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes, for a POST).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -204,12 +206,22 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length.min(32 * 1024)];
+    if reader.read_exact(&mut body).is_err() {
+        body.clear();
+    }
     let reply = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.requests.push(Request {
             method: method.clone(),
             path: path.clone(),
             headers,
+            body,
         });
         answer(&mut s, &path)
     };
@@ -269,9 +281,11 @@ fn answer(s: &mut State, path: &str) -> Reply {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
         301 | 302 => "Found",
         403 => "Forbidden",
         404 => "Not Found",
+        422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500..=599 => "Server Error",
         _ => "Status",

@@ -251,6 +251,46 @@ impl<'n> Client<'n> {
     /// GET `url` (which must be on the API base's origin), waiting out rate limits and retrying
     /// server errors within the bounds of this module.
     pub fn get(&self, url: &str, what: &str) -> Result<Answer, HttpError> {
+        self.send(url, None, what)
+    }
+
+    /// POST the JSON `body` to `url` (which must be on the API base's origin), under the same
+    /// rules as [`Client::get`]. Only for requests that may be repeated (a retry after a
+    /// failed connection or a 5xx sends the body again).
+    pub fn post_json(&self, url: &str, body: &[u8], what: &str) -> Result<Answer, HttpError> {
+        self.send(url, Some(body), what)
+    }
+
+    /// One request: GET, or POST of a JSON body.
+    fn call(
+        &self,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let token = self.token.as_ref().map(|t| (t.header, t.value.as_str()));
+        match body {
+            None => {
+                let mut request = self.agent.get(url);
+                if let Some((name, value)) = token {
+                    request = request.header(name, value);
+                }
+                request.call()
+            }
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json");
+                if let Some((name, value)) = token {
+                    request = request.header(name, value);
+                }
+                request.send(body)
+            }
+        }
+    }
+
+    fn send(&self, url: &str, body: Option<&[u8]>, what: &str) -> Result<Answer, HttpError> {
         if !self.same_origin(url) {
             return Err(HttpError::Other(format!(
                 "{what}: refused a request to another host than the API's"
@@ -258,11 +298,7 @@ impl<'n> Client<'n> {
         }
         let (mut rate_retries, mut server_retries) = (0, 0);
         loop {
-            let mut request = self.agent.get(url);
-            if let Some(t) = &self.token {
-                request = request.header(t.header, &t.value);
-            }
-            let mut response = match request.call() {
+            let mut response = match self.call(url, body) {
                 Ok(r) => r,
                 Err(e) if server_retries < MAX_SERVER_RETRIES && transient(&e) => {
                     server_retries += 1;
