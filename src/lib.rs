@@ -21,6 +21,7 @@ pub mod cli;
 pub mod content;
 pub mod dates;
 pub mod findings;
+pub mod inventory;
 pub mod org;
 pub mod pipeline;
 pub mod report;

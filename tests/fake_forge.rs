@@ -279,9 +279,11 @@ fn answer(s: &mut State, path: &str) -> Reply {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
         301 | 302 => "Found",
         403 => "Forbidden",
         404 => "Not Found",
+        422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500..=599 => "Server Error",
         _ => "Status",

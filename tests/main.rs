@@ -19,6 +19,7 @@ mod hostile_config;
 mod hostile_depth;
 mod hostile_linear;
 mod hostile_names;
+mod inventory;
 mod org;
 mod org_e2e;
 mod org_scan;

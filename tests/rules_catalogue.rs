@@ -317,3 +317,48 @@ fn every_example_is_found_inside_a_notebook_a_pickle_and_a_zip() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn revocation_pages_are_https_and_the_big_providers_have_one() {
+    use trawl::org::forge::http::Origin;
+    let s = scanner();
+    let mut with_page = BTreeSet::new();
+    for r in s.rules().rules() {
+        if let Some(url) = &r.info().revoke {
+            let origin = Origin::of(url);
+            assert!(
+                origin.is_some_and(|o| o.scheme == "https" && o.host.contains('.')),
+                "{}: revoke must be an absolute https URL, got {url}",
+                r.id()
+            );
+            with_page.insert(r.id().to_string());
+        }
+    }
+    for id in [
+        "huggingface.user-token",
+        "github.personal-access-token",
+        "github.fine-grained-pat",
+        "gitlab.personal-access-token",
+        "openai.api-key",
+        "anthropic.api-key",
+        "aws.access-key-id",
+        "gcp.api-key",
+        "slack.bot-token",
+        "stripe.secret-key",
+        "npm.access-token",
+        "sendgrid.api-key",
+        "twilio.api-key",
+        "sentry.user-auth-token",
+        "datadog.api-key",
+        "pinecone.api-key",
+        "wandb.api-key",
+        "cohere.api-key",
+        "mistral.api-key",
+        "groq.api-key",
+        "replicate.api-token",
+        "together.api-key",
+        "langsmith.api-key",
+    ] {
+        assert!(with_page.contains(id), "{id} has no revocation page");
+    }
+}

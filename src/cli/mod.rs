@@ -6,6 +6,7 @@ mod args;
 mod baseline;
 #[cfg(feature = "git")]
 mod git;
+mod inventory;
 mod job;
 mod org;
 #[cfg(feature = "git")]
@@ -75,6 +76,9 @@ enum Command {
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// The register of credentials: one row per distinct secret, with owner, first and last
+    /// seen, every place and the revocation page (CSV or JSON).
+    Inventory(inventory::InventoryArgs),
     /// Accept current findings so that only new ones fail (`--baseline FILE`).
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
@@ -99,6 +103,7 @@ pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         #[cfg(feature = "git")]
         Command::Git(args) => git::run(args, ui),
         Command::Rules(cmd) => rules::run(cmd, ui.as_ref()),
+        Command::Inventory(args) => inventory::run(args, ui),
         Command::Baseline(cmd) => baseline::run(cmd, ui),
         Command::Org(cmd) => org::run(cmd, ui),
         Command::Verify(args) => verify::run(args, ui),

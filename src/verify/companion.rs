@@ -120,6 +120,7 @@ mod tests {
             severity: Severity::High,
             references: Vec::new(),
             revoke: None,
+            verify: None,
         })
     }
 

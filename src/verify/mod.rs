@@ -37,7 +37,41 @@ pub type CodeVerifier = fn(&CodeInput<'_>) -> Verification;
 
 /// Verifiers written in code, by the name rules give them (`code = "aws-sts"`). A rule naming
 /// one that is not here is verified `unknown`, "no verifier built in".
-const CODE_VERIFIERS: &[(&str, CodeVerifier)] = &[];
+const CODE_VERIFIERS: &[(&str, CodeVerifier)] = &[("aws-sts", aws_sts)];
+
+/// `aws-sts`: the secret access key, with the access key id found near it, through STS
+/// `GetCallerIdentity` (SigV4). Without a key id nearby, nothing is sent.
+fn aws_sts(input: &CodeInput<'_>) -> Verification {
+    let Some(key_id) = input.companion.and_then(|k| std::str::from_utf8(k).ok()) else {
+        return Verification {
+            status: Status::Unknown,
+            message: Some("no access key id found near the secret key".into()),
+            ..Verification::default()
+        };
+    };
+    let Some(origin) = crate::org::forge::http::Origin::of(input.url) else {
+        return Verification {
+            status: Status::Error,
+            message: Some("the verifier's URL is not usable".into()),
+            ..Verification::default()
+        };
+    };
+    let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
+    match crate::org::forge::http::Client::with_bounds(&base, None, input.notice, input.bounds) {
+        Ok(client) => aws::verify_aws(
+            &client.with_timeout(input.bounds.connect + input.bounds.response),
+            key_id,
+            input.secret,
+            None,
+            input.url,
+        ),
+        Err(m) => Verification {
+            status: Status::Error,
+            message: Some(m),
+            ..Verification::default()
+        },
+    }
+}
 
 /// The code verifier named `name`.
 pub fn code_verifier(name: &str) -> Option<CodeVerifier> {

@@ -84,6 +84,8 @@ struct Job {
     secret: String,
     /// Set for a verifier written in code.
     code: Option<CodeVerifier>,
+    /// The value another rule found near the secret (the rule's `companion`).
+    companion: Option<Vec<u8>>,
 }
 
 /// What becomes of one finding.
@@ -145,6 +147,7 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<
         url,
         secret,
         code,
+        companion: None,
     }))
 }
 
@@ -179,6 +182,18 @@ pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) +
     // One check per secret fingerprint, whatever the findings list holds.
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut copies: Vec<(usize, usize)> = Vec::new();
+    // Companion values (an AWS key id near a secret key), once per (rule, companion rule).
+    let mut near: HashMap<(String, String), HashMap<String, Vec<u8>>> = HashMap::new();
+    for f in findings.iter() {
+        if let Some(c) = f.rule.verify.as_ref().and_then(|v| v.companion.clone()) {
+            let key = (f.rule.id.clone(), c);
+            if let std::collections::hash_map::Entry::Vacant(e) = near.entry(key) {
+                let (rule, companion) = e.key();
+                let found = super::companion::companions(findings, rule, companion);
+                e.insert(found);
+            }
+        }
+    }
     for (i, f) in findings.iter_mut().enumerate() {
         if let Some(&j) = first.get(&f.fingerprint) {
             copies.push((i, j));
@@ -186,7 +201,14 @@ pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) +
         }
         first.insert(f.fingerprint.clone(), i);
         match plan(i, f, opts) {
-            Plan::Ask(job) => jobs.push(job),
+            Plan::Ask(mut job) => {
+                job.companion = job.spec.companion.as_ref().and_then(|c| {
+                    near.get(&(f.rule.id.clone(), c.clone()))
+                        .and_then(|m| m.get(&f.fingerprint))
+                        .cloned()
+                });
+                jobs.push(job)
+            }
             Plan::Skip => {}
             Plan::Done(v) => f.verification = Some(*v),
         }
@@ -274,11 +296,9 @@ fn one<'n>(
     };
     let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
     if let Some(code) = job.code {
-        // The value found near the secret (an AWS key id) comes from the companion lookup
-        // once it exists; until then a code verifier that needs one says so.
         return code(&CodeInput {
             secret: &job.secret,
-            companion: None,
+            companion: job.companion.as_deref(),
             url: &job.url,
             bounds,
             notice,

@@ -522,7 +522,8 @@ fn provider_google_gemini() {
 }
 
 #[test]
-fn aws_reports_unknown_without_a_built_in_verifier() {
+fn aws_secret_keys_are_checked_with_the_key_id_found_near_them() {
+    // Alone (from standard input), a secret key has no key id: nothing is sent.
     let fake = FakeForge::start();
     let o = verify_stdin(
         "aws.secret-access-key",
@@ -531,10 +532,64 @@ fn aws_reports_unknown_without_a_built_in_verifier() {
         &[],
     );
     let v = verification(&o);
-    assert_eq!(v["status"], "unknown");
-    assert!(v["message"]
+    assert_eq!(v["status"], "unknown", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("no access key id"),
+        "{v}"
+    );
+    assert!(fake.requests().is_empty());
+
+    // In a file with its key id two lines above: STS GetCallerIdentity, signed with both.
+    let mut f = Fake::new(3501);
+    let id = format!("AKIA{}", f.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+    let secret = f.string(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        40,
+    );
+    let tree = crate::util::Tree::new();
+    tree.write(
+        "credentials",
+        format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    );
+    let sts = FakeForge::start();
+    sts.page(
+        "/",
+        200,
+        &[("Content-Type", "text/xml")],
+        "<GetCallerIdentityResponse><GetCallerIdentityResult>\
+         <Arn>arn:aws:iam::210987654321:user/ci-deploy</Arn><UserId>AIDAEXAMPLEUSERID01</UserId>\
+         <Account>210987654321</Account></GetCallerIdentityResult></GetCallerIdentityResponse>",
+    );
+    let o = crate::util::trawl([
+        "scan",
+        tree.path().to_str().unwrap(),
+        "-f",
+        "json",
+        "--verify",
+        "--verify-endpoint",
+        &format!("aws={}/", sts.url()),
+    ]);
+    let report: Value = serde_json::from_str(&stdout(&o)).expect("JSON report");
+    let aws = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "aws.secret-access-key")
+        .expect("the secret key is found")
+        .clone();
+    assert_eq!(aws["verification"]["status"], "live", "{aws}");
+    assert!(aws["verification"]["owner"]
         .as_str()
         .unwrap()
-        .contains("no verifier built in"));
-    assert!(fake.requests().is_empty());
+        .contains("arn:aws:iam::210987654321:user/ci-deploy"));
+    let seen = sts.requests();
+    assert_eq!(seen.len(), 1, "one STS call for the pair");
+    let auth = seen[0].header("Authorization").unwrap();
+    assert!(
+        auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={id}/")),
+        "{auth}"
+    );
+    assert!(!String::from_utf8_lossy(&seen[0].body).contains(&secret));
+    assert!(seen[0].headers.iter().all(|(_, v)| !v.contains(&secret)));
+    assert!(!stdout(&o).contains(&secret) && !stderr(&o).contains(&secret));
 }

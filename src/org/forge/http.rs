@@ -315,7 +315,18 @@ impl<'n> Client<'n> {
     /// GET `url` (which must be on the API base's origin), waiting out rate limits and retrying
     /// server errors within the bounds of this module.
     pub fn get(&self, url: &str, what: &str) -> Result<Answer, HttpError> {
-        self.send(Method::Get, url, &[], false, what)
+        self.send(Method::Get, url, &[], None, false, what)
+    }
+
+    /// POST the JSON `body` to `url` (which must be on the API base's origin), under the same
+    /// rules as [`Client::get`]. Only for requests that may be repeated (a retry after a
+    /// failed connection or a 5xx sends the body again).
+    pub fn post_json(&self, url: &str, body: &[u8], what: &str) -> Result<Answer, HttpError> {
+        let json = [
+            ("content-type".to_string(), "application/json".to_string()),
+            ("accept".to_string(), "application/json".to_string()),
+        ];
+        self.send(Method::Post, url, &json, Some(body), false, what)
     }
 
     /// Sends `method` to `url` (on the API base's origin) with `headers` besides the token,
@@ -330,7 +341,7 @@ impl<'n> Client<'n> {
         headers: &[(String, String)],
         what: &str,
     ) -> Result<Answer, HttpError> {
-        self.send(method, url, headers, true, what)
+        self.send(method, url, headers, None, true, what)
     }
 
     fn send(
@@ -338,6 +349,7 @@ impl<'n> Client<'n> {
         method: Method,
         url: &str,
         extra: &[(String, String)],
+        body: Option<&[u8]>,
         any_status: bool,
         what: &str,
     ) -> Result<Answer, HttpError> {
@@ -367,7 +379,10 @@ impl<'n> Client<'n> {
                     for (n, v) in extra {
                         request = request.header(n, v);
                     }
-                    request.send_empty()
+                    match body {
+                        Some(b) => request.send(b),
+                        None => request.send_empty(),
+                    }
                 }
             };
             let max_server = self.bounds.server_retries;
