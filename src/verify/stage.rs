@@ -354,18 +354,29 @@ mod tests {
             "provider = \"aws\"\nhosts = [\"sts.amazonaws.com\"]\nurl = \"https://sts.amazonaws.com/\"\ncode = \"aws-sts\"",
         )
         .unwrap();
+        let mut other = aws.clone();
+        other.code = Some("no-such-code".into());
         let mut f = vec![
             finding(What::Redacted("hf_ab*****".into()), "a", None),
             finding(What::Secret(b"s1".to_vec()), "b", None),
             finding(What::UnsafeCode("os.system".into()), "c", None),
             finding(What::Secret(b"s2".to_vec()), "d", Some(aws)),
+            finding(What::Secret(b"s3".to_vec()), "e", Some(other)),
         ];
         verify(&mut f, &Options::default(), &|_| {});
         let msg = |i: usize| f[i].verification.as_ref().and_then(|v| v.message.clone());
         assert!(msg(0).unwrap().contains("secret not kept"));
         assert_eq!(msg(1).as_deref(), Some("no verifier for this rule"));
         assert!(f[2].verification.is_none());
-        assert_eq!(msg(3).as_deref(), Some("no verifier built in (aws-sts)"));
+        // AWS needs the key id found near the secret key: none here, nothing sent.
+        assert_eq!(
+            msg(3).as_deref(),
+            Some("no access key id found near the secret key")
+        );
+        assert_eq!(
+            msg(4).as_deref(),
+            Some("no verifier built in (no-such-code)")
+        );
         assert!(f
             .iter()
             .flat_map(|f| &f.verification)
