@@ -78,6 +78,77 @@ fn check(case: Case) {
         assert!(!stderr(o).contains(&case.secret) && !stderr(o).contains(&revoked));
         assert!(!stdout(o).contains(&case.secret) && !stdout(o).contains(&revoked));
     }
+    failures(&case);
+}
+
+/// The ways a provider's answer goes wrong, for every verifier: a rate limit waited out, a
+/// redirect to another host not followed, a malformed body, no answer in time.
+fn failures(case: &Case) {
+    let run = |fake: &FakeForge, extra: &[&str]| {
+        let o = verify_stdin(
+            case.rule,
+            &case.secret,
+            &format!("{}={}", case.provider, fake.url()),
+            extra,
+        );
+        assert!(!stdout(&o).contains(&case.secret) && !stderr(&o).contains(&case.secret));
+        verification(&o)
+    };
+    // 429 with Retry-After, then the live answer.
+    let fake = FakeForge::start();
+    fake.page(case.path, 429, &[("Retry-After", "1")], "");
+    fake.page(
+        case.path,
+        case.live_status,
+        case.live_headers,
+        case.live_body,
+    );
+    let v = run(&fake, &[]);
+    assert_eq!(v["status"], "live", "{}: after a 429: {v}", case.rule);
+    assert_eq!(fake.requests().len(), 2, "{}", case.rule);
+    // A redirect elsewhere: an error, and the other host sees nothing.
+    let elsewhere = FakeForge::start();
+    let fake = FakeForge::start();
+    let location = format!("{}{}", elsewhere.url(), case.path);
+    fake.page(case.path, 302, &[("Location", &location)], "");
+    let v = run(&fake, &[]);
+    assert_eq!(v["status"], "error", "{}: a redirect: {v}", case.rule);
+    assert!(elsewhere.requests().is_empty(), "{}", case.rule);
+    // A malformed body: never a live verdict with an owner read from it.
+    let fake = FakeForge::start();
+    fake.page(
+        case.path,
+        case.live_status,
+        case.live_headers,
+        r#"{"name": "x", "orgs": [{"#,
+    );
+    let v = run(&fake, &[]);
+    if case.owner.is_some() {
+        assert_eq!(v["status"], "error", "{}: a malformed body: {v}", case.rule);
+    } else {
+        assert!(
+            v["status"] == "error" || (v["status"] == "live" && v.get("owner").is_none()),
+            "{}: a malformed body: {v}",
+            case.rule
+        );
+    }
+    // No answer in time.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let o = verify_stdin(
+        case.rule,
+        &case.secret,
+        &format!("{}=http://{addr}", case.provider),
+        &["--verify-timeout", "1"],
+    );
+    let v = verification(&o);
+    assert_eq!(v["status"], "error", "{}: no answer: {v}", case.rule);
 }
 
 #[test]
