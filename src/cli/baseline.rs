@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-#[cfg(feature = "git")]
 use super::args::GitOpts;
 use super::args::{FsOpts, ScanOpts};
 use super::scan::{root_of, Inputs};
@@ -86,30 +85,50 @@ pub fn run(cmd: BaselineCommand, ui: Arc<dyn Ui>) -> Result<ExitCode> {
 /// could not be read makes the baseline incomplete: that is an error, not a smaller baseline.
 fn scan(args: &CreateArgs, ui: &Arc<dyn Ui>) -> Result<Vec<Finding>> {
     #[cfg(feature = "git")]
-    if args.git {
-        let repos = super::git::Repositories::discover(&args.paths, &args.history)?;
-        let root = repos.root();
-        let mut source = repos.source()?;
-        let scanned = job::scan(
-            &args.scan,
-            None,
-            false,
-            root.as_deref(),
-            None,
-            &mut source,
-            "blobs",
-            ui,
-        )?;
-        return complete(scanned);
-    }
+    let history = Some((args.git, &args.history));
+    #[cfg(not(feature = "git"))]
+    let history = None;
+    complete(scan_inputs(&args.paths, history, &args.fs, &args.scan, ui)?)
+}
+
+/// A scan of `paths` as `trawl scan` does it, or of their history as `trawl git` does when
+/// `history` is `(true, flags)` (`--git`; the history flags need it), without a baseline: for
+/// commands that turn findings into something else (`baseline create`, `inventory`).
+pub(super) fn scan_inputs(
+    paths: &[PathBuf],
+    history: Option<(bool, &GitOpts)>,
+    fs: &FsOpts,
+    scan: &ScanOpts,
+    ui: &Arc<dyn Ui>,
+) -> Result<job::Scanned> {
     #[cfg(feature = "git")]
-    if args.history.any() {
-        bail!("history flags (--range, --branch, --staged, …) need --git");
+    match history {
+        Some((true, flags)) => {
+            let repos = super::git::Repositories::discover(paths, flags)?;
+            let root = repos.root();
+            let mut source = repos.source()?;
+            return job::scan(
+                scan,
+                None,
+                false,
+                root.as_deref(),
+                None,
+                &mut source,
+                "blobs",
+                ui,
+            );
+        }
+        Some((false, flags)) if flags.any() => {
+            bail!("history flags (--range, --branch, --staged, …) need --git");
+        }
+        _ => {}
     }
-    let root = root_of(&args.paths);
-    let mut inputs = Inputs::new(&args.paths, &args.fs);
-    let scanned = job::scan(
-        &args.scan,
+    #[cfg(not(feature = "git"))]
+    let _ = history;
+    let root = root_of(paths);
+    let mut inputs = Inputs::new(paths, fs);
+    job::scan(
+        scan,
         None,
         false,
         root.as_deref(),
@@ -117,8 +136,7 @@ fn scan(args: &CreateArgs, ui: &Arc<dyn Ui>) -> Result<Vec<Finding>> {
         &mut inputs,
         "files",
         ui,
-    )?;
-    complete(scanned)
+    )
 }
 
 fn complete(scanned: job::Scanned) -> Result<Vec<Finding>> {

@@ -15,7 +15,6 @@ use clap::{Args, ValueEnum};
 #[cfg(feature = "git")]
 use super::args::GitOpts;
 use super::args::{FsOpts, ScanOpts};
-use super::scan::{root_of, Inputs};
 use super::{job, Ui};
 use crate::findings::suppress::BoundedFile;
 use crate::findings::{Finding, What};
@@ -178,7 +177,11 @@ fn from_report(path: &Path, opts: &ScanOpts) -> Result<Input> {
 
 /// A fresh scan, written as a redacted JSON report and read back as `--from` reads one.
 fn from_scan(args: &InventoryArgs, ui: &Arc<dyn Ui>) -> Result<Input> {
-    let scanned = scan(args, ui)?;
+    #[cfg(feature = "git")]
+    let history = Some((args.git, &args.history));
+    #[cfg(not(feature = "git"))]
+    let history = None;
+    let scanned = super::baseline::scan_inputs(&args.paths, history, &args.fs, &args.scan, ui)?;
     let mut json = Vec::new();
     report::write(
         Format::Json,
@@ -218,40 +221,4 @@ fn github_tokens(findings: &[Finding]) -> Vec<String> {
         })
         .collect();
     tokens.into_iter().collect()
-}
-
-/// The findings of the scan the flags describe: files, or history with `--git`.
-fn scan(args: &InventoryArgs, ui: &Arc<dyn Ui>) -> Result<job::Scanned> {
-    #[cfg(feature = "git")]
-    if args.git {
-        let repos = super::git::Repositories::discover(&args.paths, &args.history)?;
-        let root = repos.root();
-        let mut source = repos.source()?;
-        return job::scan(
-            &args.scan,
-            None,
-            false,
-            root.as_deref(),
-            None,
-            &mut source,
-            "blobs",
-            ui,
-        );
-    }
-    #[cfg(feature = "git")]
-    if args.history.any() {
-        bail!("history flags (--range, --branch, --staged, …) need --git");
-    }
-    let root = root_of(&args.paths);
-    let mut inputs = Inputs::new(&args.paths, &args.fs);
-    job::scan(
-        &args.scan,
-        None,
-        false,
-        root.as_deref(),
-        None,
-        &mut inputs,
-        "files",
-        ui,
-    )
 }

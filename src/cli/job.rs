@@ -167,6 +167,7 @@ pub struct State {
 
 impl State {
     /// The store.
+    #[cfg(feature = "git")]
     pub fn store(&self) -> &Store {
         &self.store
     }

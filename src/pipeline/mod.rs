@@ -297,7 +297,10 @@ impl<'s> Pipeline<'s> {
             }
             Lookup::Unknown => (Vec::new(), self.scan(&mut workers.main, data, what, key)),
         };
-        let mut to_store = kept.clone();
+        let mut placed = from_store(&kept);
+        // Digests as the store's generation has them, computed once per run.
+        let digests = &store.generation().rules;
+        let mut to_store = kept;
         to_store.extend(
             fresh
                 .iter()
@@ -305,7 +308,11 @@ impl<'s> Pipeline<'s> {
                     let rule = self.scanner.rule(p.rule);
                     rule.is_synthetic() || !(state.hook.drops)(rule.id(), &p.secret)
                 })
-                .map(|p| StoredMatch::of(self.scanner.rule(p.rule), p)),
+                .filter_map(|p| {
+                    let rule = self.scanner.rule(p.rule);
+                    let digest = digests.get(rule.id())?;
+                    Some(StoredMatch::of(rule, digest, p))
+                }),
         );
         if let Err(e) = store.record(id, &to_store) {
             self.diag.warn(Warning::new(
@@ -314,7 +321,6 @@ impl<'s> Pipeline<'s> {
                 format!("the state store could not record a blob: {e}"),
             ));
         }
-        let mut placed = from_store(&kept);
         placed.extend(fresh);
         placed
     }

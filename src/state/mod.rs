@@ -36,7 +36,6 @@ use sha2::{Digest, Sha256};
 
 pub use stored::{Place, StoredMatch};
 
-use crate::findings::Placed;
 use crate::rules::RuleSet;
 use crate::source::BlobId;
 
@@ -401,16 +400,4 @@ pub struct RepoState {
     pub generation: String,
     /// Its report lines, as the shard wrote them.
     pub report: Vec<u8>,
-}
-
-/// The matches of a blob to store: those read back from the store as they are, the new ones
-/// redacted. `rule_of` gives the rule of a placed match.
-pub fn to_store<'r>(
-    placed: &[Placed],
-    rule_of: impl Fn(usize) -> &'r crate::rules::Rule,
-) -> Vec<StoredMatch> {
-    placed
-        .iter()
-        .map(|p| StoredMatch::of(rule_of(p.rule), p))
-        .collect()
 }

@@ -136,8 +136,9 @@ pub struct StoredMatch {
 }
 
 impl StoredMatch {
-    /// What to store of a match of `rule`.
-    pub fn of(rule: &Rule, p: &Placed) -> StoredMatch {
+    /// What to store of a match of `rule`, whose match digest (in the store's generation) is
+    /// `digest`.
+    pub fn of(rule: &Rule, digest: &str, p: &Placed) -> StoredMatch {
         let (fingerprint, shown, snippet) = match &p.stored {
             Some(fp) => (
                 fp.clone(),
@@ -158,7 +159,7 @@ impl StoredMatch {
         };
         StoredMatch {
             rule: rule.id().to_string(),
-            digest: rule.match_digest(),
+            digest: digest.to_string(),
             fingerprint,
             shown,
             len: p.secret.len(),

@@ -407,16 +407,7 @@ impl<'n> Client<'n> {
                 Err(e) => return Err(HttpError::Other(format!("{what}: {}", describe(&e)))),
             };
             let status = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| {
-                    let v = v.to_str().ok()?;
-                    v.bytes()
-                        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-                        .then(|| (n.as_str().to_ascii_lowercase(), v.to_string()))
-                })
-                .collect();
+            let headers = printable_headers(&response);
             let retry_status = status == 429 || status >= 500 || (status == 403 && !any_status);
             let final_answer = (200..300).contains(&status)
                 || (any_status && !(300..400).contains(&status) && !retry_status);
@@ -521,27 +512,8 @@ impl<'n> Client<'n> {
             .send(body)
             .map_err(|e| HttpError::Other(format!("{what}: {}", describe(&e))))?;
         let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| {
-                let v = v.to_str().ok()?;
-                v.bytes()
-                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-                    .then(|| (n.as_str().to_ascii_lowercase(), v.to_string()))
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(self.max_body)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(n) => HttpError::Other(format!(
-                    "{what}: the answer is larger than {n} bytes; not read"
-                )),
-                e => HttpError::Other(format!("{what}: {}", describe(&e))),
-            })?;
+        let headers = printable_headers(&response);
+        let body = read_bounded(&mut response, self.max_body, what)?;
         Ok(Answer {
             status,
             body,
@@ -568,6 +540,21 @@ impl std::fmt::Debug for Client<'_> {
 }
 
 /// The body of `response`, at most `limit` bytes (more is an error).
+/// The answer's headers whose values are printable ASCII, names lowercased (others are
+/// dropped: nothing a server sends reaches a message unchecked).
+fn printable_headers(response: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| {
+            let v = v.to_str().ok()?;
+            v.bytes()
+                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+                .then(|| (n.as_str().to_ascii_lowercase(), v.to_string()))
+        })
+        .collect()
+}
+
 fn read_bounded(
     response: &mut ureq::http::Response<ureq::Body>,
     limit: u64,
