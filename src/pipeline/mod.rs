@@ -4,11 +4,14 @@
 //!
 //! Contract: a blob's content is decoded and scanned once per run, whatever the number of
 //! places it was seen (files with the same bytes, or one blob in many commits); every place is
-//! a location of its findings. Work other than the file walk runs on the pipeline's rayon
+//! a location of its findings. Content without an id (files) is hashed only when its length
+//! was seen before, so the first file of each length is scanned unhashed and a copy of it
+//! once more: content is scanned at most twice, and a tree whose files are nearly all unique
+//! (most bytes are in files of a length of their own) is not hashed byte by byte. Work other than the file walk runs on the pipeline's rayon
 //! pool ([`Sink::install`]); each thread owns a [`Worker`] (regex caches) through its lane.
 //! Nothing here prints: warnings go to [`Diagnostics`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -84,6 +87,8 @@ pub struct Pipeline<'s> {
     diag: &'s Diagnostics,
     /// Results of content already scanned, by blob id (`None`: nothing found).
     seen: Mutex<HashMap<BlobId, Option<Arc<Vec<Placed>>>>>,
+    /// Lengths of the content without an id scanned so far.
+    lengths: Mutex<HashSet<usize>>,
     findings: Mutex<FindingSet>,
     state: Option<State<'s>>,
 }
@@ -125,6 +130,7 @@ impl<'s> Pipeline<'s> {
             pool: OnceLock::new(),
             diag,
             seen: Mutex::new(HashMap::new()),
+            lengths: Mutex::new(HashSet::new()),
             findings: Mutex::new(FindingSet::default()),
             state: None,
         })
@@ -206,10 +212,7 @@ impl<'s> Pipeline<'s> {
         }
         let key = content::path_key(what);
         let id = (dedup && key.is_none())
-            .then(|| {
-                blob.id
-                    .or_else(|| (data.len() <= DEDUP_MAX_BYTES).then(|| BlobId::of(data)))
-            })
+            .then(|| blob.id.or_else(|| self.content_id(data)))
             .flatten();
         let seen = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(id) = id {
@@ -229,6 +232,20 @@ impl<'s> Pipeline<'s> {
             seen().insert(id, placed.clone());
         }
         placed
+    }
+
+    /// The id that deduplicates `data`, which came without one: its git blob id when content
+    /// of its length was seen before, else none (see the module's contract).
+    fn content_id(&self, data: &[u8]) -> Option<BlobId> {
+        if data.len() > DEDUP_MAX_BYTES {
+            return None;
+        }
+        let first = self
+            .lengths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(data.len());
+        (!first).then(|| BlobId::of(data))
     }
 
     /// Scans `data` with `worker`'s rules, reporting the decoders' warnings.
@@ -516,15 +533,17 @@ mod tests {
     }
 
     #[test]
-    fn identical_content_is_scanned_once_and_found_at_every_place() {
+    fn identical_content_is_scanned_at_most_twice_and_found_at_every_place() {
         let token = ["hf_", "qSJhvEUUXWVjoguVwaSlIgiRMISfqglXvQ"].concat();
         let text = format!("HF_TOKEN={token}\n").into_bytes();
         let (findings, scanned, warnings) = run(vec![
             ("a.env", text.clone()),
-            ("b.env", text),
+            ("b.env", text.clone()),
             ("c.txt", b"clean\n".to_vec()),
+            ("d.env", text),
         ]);
-        assert_eq!(scanned, 2, "a.env and b.env share one scan");
+        // a.env, the first of its length, is not hashed; b.env is, and d.env is known by it.
+        assert_eq!(scanned, 3, "d.env shares b.env's scan");
         assert_eq!(warnings, 0);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].rule.id, "huggingface.user-token");
@@ -533,7 +552,7 @@ mod tests {
             .iter()
             .map(|l| l.provenance.path())
             .collect();
-        assert_eq!(paths, ["a.env", "b.env"]);
+        assert_eq!(paths, ["a.env", "b.env", "d.env"]);
     }
 
     #[test]

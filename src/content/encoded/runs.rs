@@ -84,30 +84,108 @@ pub(super) struct Candidate {
     pub(super) kind: Kind,
 }
 
+/// Word bytes that start a run long enough to be base64 (padding aside) or hex.
+const MIN_RUN: usize = MIN_BASE64 - 2;
+
+/// Bit `j` set when `block[j]` is a word byte (base64 of either alphabet, or hex): sixteen
+/// bytes at a time with SSE2, which every x86-64 processor has.
+#[cfg(target_arch = "x86_64")]
+fn word_mask(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut m = 0u64;
+    for (k, chunk) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of the x86-64 baseline, so its intrinsics run on every x86-64
+        // processor; the load reads the 16 bytes of `chunk`, with no alignment requirement.
+        let word = unsafe {
+            let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            let set = |c: u8| _mm_set1_epi8(c as i8);
+            // Signed compares: bytes of 0x80 and above are negative and fall outside every range.
+            let within = |v: __m128i, lo: u8, hi: u8| {
+                _mm_and_si128(
+                    _mm_cmpgt_epi8(v, set(lo - 1)),
+                    _mm_cmpgt_epi8(set(hi + 1), v),
+                )
+            };
+            let digit = within(x, b'0', b'9');
+            let letter = within(_mm_or_si128(x, set(0x20)), b'a', b'z');
+            let marks = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, set(b'+')), _mm_cmpeq_epi8(x, set(b'/'))),
+                _mm_or_si128(_mm_cmpeq_epi8(x, set(b'-')), _mm_cmpeq_epi8(x, set(b'_'))),
+            );
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, letter), marks))
+        };
+        m |= u64::from(word as u16) << (16 * k);
+    }
+    m
+}
+
+/// Bit `j` set when `block[j]` is a word byte (base64 of either alphabet, or hex).
+#[cfg(not(target_arch = "x86_64"))]
+fn word_mask(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |m, (j, &b)| m | u64::from(class(b) & WORD != 0) << j)
+}
+
+/// Bit `j` set when bits `j..j + MIN_RUN` of `m` are all set.
+fn run_starts(m: u64) -> u64 {
+    let (mut d, mut have) = (m, 1);
+    while have < MIN_RUN {
+        let step = (MIN_RUN - have).min(have);
+        d &= d >> step;
+        have += step;
+    }
+    d
+}
+
+/// The first `p >= i` where `MIN_RUN` word bytes start, or `end` when there is none. Text is
+/// mostly short words: a block of 64 bytes without such a run costs a few instructions, and
+/// no branch depends on a byte.
+fn next_run(hay: &[u8], mut i: usize, end: usize) -> usize {
+    // Word bytes just before `i`, counted from where the search started.
+    let mut run = 0;
+    while let Some(block) = hay.get(i..end).and_then(|r| r.first_chunk::<64>()) {
+        let m = word_mask(block);
+        if run + m.trailing_ones() as usize >= MIN_RUN {
+            return i - run;
+        }
+        let starts = run_starts(m);
+        if starts != 0 {
+            return i + starts.trailing_zeros() as usize;
+        }
+        run = m.leading_ones() as usize;
+        i += 64;
+    }
+    while i < end {
+        if class(hay[i]) & WORD != 0 {
+            run += 1;
+            if run >= MIN_RUN {
+                return i + 1 - MIN_RUN;
+            }
+        } else {
+            run = 0;
+        }
+        i += 1;
+    }
+    end
+}
+
 /// Finds the encoded runs of `hay[region]`, in order of start (runs of different kinds may
 /// overlap: a base64 run inside a percent-encoded one).
 pub(super) fn candidates(hay: &[u8], region: Range<usize>, out: &mut Vec<Candidate>) {
     let from = out.len();
     let end = region.end.min(hay.len());
     // Base64 and hex: runs of word bytes, with `=` padding after. A run long enough to be
-    // either starts with `MIN_RUN` word bytes. At each possible start `i`, those bytes are
-    // checked from the last one back: a byte that is no word byte rules out every start up to
-    // it, and the bytes after it are known word bytes, never checked again. Text is mostly
-    // short words: most bytes are never looked at.
-    const MIN_RUN: usize = MIN_BASE64 - 2;
+    // either starts with `MIN_RUN` word bytes, found 64 bytes at a time ([`next_run`]).
     let mut i = region.start;
-    // Bytes in `i..known` are word bytes.
-    let mut known = i;
-    'runs: while i + MIN_RUN <= end {
-        known = known.max(i);
-        let mut q = i + MIN_RUN;
-        while q > known {
-            q -= 1;
-            if class(hay[q]) & WORD == 0 {
-                known = i + MIN_RUN;
-                i = q + 1;
-                continue 'runs;
-            }
+    while i + MIN_RUN <= end {
+        i = next_run(hay, i, end);
+        if i + MIN_RUN > end {
+            break;
         }
         let s = i;
         let mut all = 0xff;
@@ -363,5 +441,65 @@ fn escape_unit(s: &[u8], out: &mut Vec<u8>) -> usize {
             }
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    #[test]
+    fn the_word_mask_is_the_class_table() {
+        for b in 0..=255u8 {
+            let mut block = [b' '; 64];
+            block[7] = b;
+            assert_eq!(
+                word_mask(&block) == 1 << 7,
+                class(b) & WORD != 0,
+                "byte {b:#x}"
+            );
+        }
+    }
+
+    /// The first start of `MIN_RUN` word bytes at or after `i`, byte by byte.
+    fn naive(hay: &[u8], i: usize, end: usize) -> usize {
+        (i..end)
+            .find(|&p| {
+                p + MIN_RUN <= end && hay[p..p + MIN_RUN].iter().all(|&b| class(b) & WORD != 0)
+            })
+            .unwrap_or(end)
+    }
+
+    #[test]
+    fn next_run_finds_what_a_byte_by_byte_search_finds() {
+        // Word runs of every length around the threshold, at every offset across block
+        // boundaries, separated by one or more non-word bytes.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let mut hay = Vec::new();
+            while hay.len() < 400 {
+                let n = (rand() % 20) as usize;
+                hay.extend((0..n).map(|k| b"aZ9+/_-x"[k % 8]));
+                let gap = 1 + (rand() % 3) as usize;
+                hay.extend(std::iter::repeat_n(
+                    b" .=\n\xc3"[(rand() % 5) as usize],
+                    gap,
+                ));
+            }
+            let end = hay.len() - (rand() % 5) as usize;
+            for i in [0, 1, 13, 63, 64, 65, 127, 200] {
+                assert_eq!(next_run(&hay, i, end), naive(&hay, i, end), "from {i}");
+            }
+        }
+        let all = [b'A'; 300];
+        assert_eq!(next_run(&all, 5, 300), 5);
+        assert_eq!(next_run(&all, 290, 300), 300);
+        assert_eq!(next_run(&all, 0, 13), 13);
     }
 }
