@@ -207,6 +207,7 @@ fn expected_rows(p: &Project, history: bool) -> Vec<BTreeMap<String, String>> {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
             seen(first).0,
             seen(first).1,
             seen(last).0,
@@ -321,7 +322,8 @@ fn verified_report(dir: &Path, hf: &str) -> std::path::PathBuf {
          "fingerprint": "fp-hf",
          "verification": {"status": "live", "owner": "=HYPERLINK(\"http://evil.example\",\"x\")",
             "scopes": ["read", "@write", "org:acme"], "expires": "2027-01-01T00:00:00Z",
-            "endpoint": "https://huggingface.co/api/whoami-v2"},
+            "endpoint": "https://huggingface.co/api/whoami-v2", "checked": "2026-12-01T08:09:10Z",
+            "cached": true},
          "locations": [{"path": "-notes.txt", "line": 3, "column": 1, "offset": 9,
             "snippet": "x", "fingerprint": "l1"}]},
         {"rule": "github.personal-access-token", "name": "GitHub personal access token",
@@ -370,6 +372,7 @@ fn verification_fills_status_owner_scopes_and_expiry_and_formulas_are_neutralise
     );
     assert_eq!(hf_row["scopes"], "read; @write; org:acme");
     assert_eq!(hf_row["expires"], "2027-01-01T00:00:00Z");
+    assert_eq!(hf_row["verified_at"], "2026-12-01T08:09:10Z");
     assert_eq!(hf_row["secret"], format!("{}*****", &hf[..4]));
     assert_eq!(hf_row["locations"], "'-notes.txt:3");
     assert_eq!(hf_row["first_seen_date"], "");
@@ -377,6 +380,7 @@ fn verification_fills_status_owner_scopes_and_expiry_and_formulas_are_neutralise
     assert_eq!(gh["status"], "invalid");
     assert_eq!(gh["owner"], "'+cmd|' /C calc'!A0");
     assert_eq!(gh["scopes"], "");
+    assert_eq!(gh["verified_at"], "");
     assert_eq!(gh["locations"], "'=evil @x.py:1@0123abcd");
     assert_eq!(gh["first_seen_date"], "2024-01-02T03:04:05Z");
     assert_eq!(gh["last_seen_commit"], "0123abcd");

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::fake_forge::{FakeForge, Request};
 use crate::util::{stderr, stdout, trawl, Fake, Tree, BIN};
 
+mod cache;
 mod providers;
 
 /// `trawl verify --rule RULE -f json --verify-endpoint PROVIDER=URL [extra]` with `secret` on
@@ -75,7 +76,7 @@ pub(crate) const HF_LIVE: &str = r#"{"type":"user","name":"alice","orgs":[{"name
   "fineGrained":{"global":["discussion.write"],"scoped":[{"entity":{"type":"org","name":"acme-ml"},
   "permissions":["repo.content.read","repo.write"]}]}}}}"#;
 
-const HF_PATH: &str = "/api/whoami-v2";
+pub(crate) const HF_PATH: &str = "/api/whoami-v2";
 
 #[test]
 fn rate_limits_are_waited_out() {
@@ -178,7 +179,7 @@ fn plain_http_endpoints_must_be_loopback() {
 }
 
 /// A tree with one file holding `secrets`, one a line.
-fn tree_with(secrets: &[String]) -> Tree {
+pub(crate) fn tree_with(secrets: &[String]) -> Tree {
     let tree = Tree::new();
     let text: String = secrets.iter().map(|s| format!("HF_TOKEN={s}\n")).collect();
     tree.write("config.env", text);
@@ -212,7 +213,7 @@ fn no_request_without_verify() {
     assert!(fake.requests().is_empty(), "a request without --verify");
 }
 
-fn findings_of(o: &Output) -> Vec<Value> {
+pub(crate) fn findings_of(o: &Output) -> Vec<Value> {
     let report: Value = serde_json::from_str(&stdout(o)).expect("JSON report");
     report
         .as_array()

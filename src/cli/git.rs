@@ -156,6 +156,7 @@ pub fn run(args: GitArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     super::verify::stage(
         &args.report.verify,
         args.scan.config.as_deref(),
+        args.state.as_deref(),
         &mut scanned.findings,
         args.scan.quiet,
         ui.as_ref(),

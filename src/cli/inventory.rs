@@ -59,6 +59,8 @@ pub struct InventoryArgs {
     #[arg(long, value_name = "URL", default_value = github::GITHUB_API, requires = "report_leaked")]
     github_api: String,
     #[command(flatten)]
+    verify: super::verify::VerifyOpts,
+    #[command(flatten)]
     fs: FsOpts,
     #[cfg(feature = "git")]
     #[command(flatten)]
@@ -81,6 +83,12 @@ struct Input {
 pub fn run(args: InventoryArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     if args.report_leaked {
         github::check_api(&args.github_api).map_err(|e| anyhow!(e))?;
+    }
+    if args.verify.verify && args.from.is_some() {
+        bail!("--verify needs a fresh scan: a report holds no secret in clear");
+    }
+    if args.verify.fail_on_live {
+        bail!("--fail-on-live gates `scan`, `git` and `org merge`; the register does not gate");
     }
     let input = match &args.from {
         Some(path) => from_report(path, &args.scan)?,
@@ -181,7 +189,15 @@ fn from_scan(args: &InventoryArgs, ui: &Arc<dyn Ui>) -> Result<Input> {
     let history = Some((args.git, &args.history));
     #[cfg(not(feature = "git"))]
     let history = None;
-    let scanned = super::baseline::scan_inputs(&args.paths, history, &args.fs, &args.scan, ui)?;
+    let mut scanned = super::baseline::scan_inputs(&args.paths, history, &args.fs, &args.scan, ui)?;
+    super::verify::stage(
+        &args.verify,
+        args.scan.config.as_deref(),
+        None,
+        &mut scanned.findings,
+        args.scan.quiet,
+        ui.as_ref(),
+    )?;
     let mut json = Vec::new();
     report::write(
         Format::Json,

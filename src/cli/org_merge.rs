@@ -156,6 +156,7 @@ pub fn run(args: MergeArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     super::verify::stage(
         &args.report.verify,
         args.config.as_deref(),
+        None,
         &mut findings,
         args.quiet,
         ui.as_ref(),

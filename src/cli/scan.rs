@@ -81,6 +81,7 @@ pub fn run(args: ScanArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     super::verify::stage(
         &args.report.verify,
         args.scan.config.as_deref(),
+        None,
         &mut scanned.findings,
         args.scan.quiet,
         ui.as_ref(),

@@ -16,6 +16,7 @@ use super::Ui;
 use crate::findings::suppress::{BoundedFile, Config};
 use crate::findings::{Finding, What};
 use crate::rules::RuleSet;
+use crate::state::VerifyCache;
 use crate::verify::check::Endpoint;
 use crate::verify::stage::{self, Options};
 use crate::verify::Verification;
@@ -40,6 +41,33 @@ pub struct VerifyOpts {
     /// Exit with 1 only for live findings (at or above --fail-on); needs --verify.
     #[arg(long, requires = "verify")]
     pub fail_on_live: bool,
+    /// Keep the answers in this state store file and reuse those younger than
+    /// --verify-max-age instead of asking again (`trawl git --state` uses its store).
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    pub verify_cache: Option<PathBuf>,
+    /// How long a kept answer stands: seconds, or a number with m, h or d (0: ask again).
+    #[arg(long, value_name = "AGE", default_value = "24h", value_parser = parse_age)]
+    pub verify_max_age: u64,
+}
+
+/// `90`, `30m`, `12h`, `7d` to seconds.
+fn parse_age(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: give seconds, or a number with m, h or d")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{s}`: give seconds, or a number with m, h or d"))
 }
 
 impl VerifyOpts {
@@ -88,10 +116,12 @@ impl VerifyOpts {
     }
 }
 
-/// Runs the stage on `findings` when `--verify` was given.
+/// Runs the stage on `findings` when `--verify` was given, with the answers kept in
+/// `--verify-cache`, else in `state` (the scan's `--state` store).
 pub fn stage(
     opts: &VerifyOpts,
     config: Option<&Path>,
+    state: Option<&Path>,
     findings: &mut [Finding],
     quiet: bool,
     ui: &dyn Ui,
@@ -105,7 +135,30 @@ pub fn stage(
             ui.notice(&format!("trawl: {m}"));
         }
     };
-    stage::verify(findings, &options, &notice);
+    let cache = opts
+        .verify_cache
+        .as_deref()
+        .or(state)
+        .map(|path| VerifyCache::open(path, opts.verify_max_age))
+        .transpose()?;
+    stage::verify_cached(
+        findings,
+        &options,
+        cache.as_ref().map(|c| c as &dyn crate::verify::Cache),
+        &notice,
+    );
+    if !quiet {
+        let kept = findings
+            .iter()
+            .filter(|f| f.verification.as_ref().is_some_and(|v| v.cached))
+            .count();
+        if kept > 0 {
+            ui.notice(&format!(
+                "trawl: {} kept from an earlier run (younger than --verify-max-age)",
+                crate::report::plural(kept, "verification", "verifications")
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -171,6 +224,8 @@ pub fn run(args: VerifyArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
         verify_timeout: args.verify_timeout,
         verify_concurrency: 1,
         fail_on_live: false,
+        verify_cache: None,
+        verify_max_age: 0,
     };
     let options = opts.options(args.config.as_deref())?;
     let mut findings = vec![Finding {

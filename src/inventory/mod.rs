@@ -30,7 +30,7 @@ pub const MAX_REPORT_BYTES: u64 = 256 << 20;
 pub const UNVERIFIED: &str = "unverified";
 
 /// The columns of the register, in order (CSV header; JSON keys).
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 18] = [
     "provider",
     "rule",
     "name",
@@ -41,6 +41,7 @@ pub const COLUMNS: [&str; 17] = [
     "owner",
     "scopes",
     "expires",
+    "verified_at",
     "first_seen_date",
     "first_seen_commit",
     "last_seen_date",
@@ -135,6 +136,8 @@ pub struct Credential {
     pub scopes: Vec<String>,
     /// Expiry, as the provider said.
     pub expires: Option<String>,
+    /// When the provider was asked (RFC 3339), when it was.
+    pub verified_at: Option<String>,
     /// Author date of the earliest dated place (history only).
     pub first_seen_date: Option<String>,
     /// Its commit.
@@ -261,6 +264,7 @@ pub fn register(
             owner: None,
             scopes: Vec::new(),
             expires: None,
+            verified_at: None,
             first_seen_date: None,
             first_seen_commit: None,
             last_seen_date: None,
@@ -294,6 +298,7 @@ fn set_verification(row: &mut Credential, v: Verification) {
     row.owner = v.owner;
     row.scopes = v.scopes;
     row.expires = v.expires;
+    row.verified_at = v.checked;
 }
 
 /// First and last seen: the places with the earliest and the latest valid author date (the
@@ -370,6 +375,7 @@ pub fn write_csv(rows: &[Credential], out: &mut dyn Write) -> io::Result<()> {
                 opt(&r.owner),
                 r.scopes.join("; "),
                 opt(&r.expires),
+                opt(&r.verified_at),
                 opt(&r.first_seen_date),
                 opt(&r.first_seen_commit),
                 opt(&r.last_seen_date),

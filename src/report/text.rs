@@ -55,6 +55,9 @@ fn verification_line(ctx: &ReportContext, v: &crate::verify::Verification) -> St
     if let Some(m) = &v.message {
         line.push_str(&format!("  ({})", plain(m)));
     }
+    if let (true, Some(at)) = (v.cached, &v.checked) {
+        line.push_str(&format!("  (as answered {}, kept)", plain(at)));
+    }
     if let Some(e) = &v.endpoint {
         line.push_str(&format!("  {}", paint(ctx, "2", e)));
     }

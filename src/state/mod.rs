@@ -17,6 +17,8 @@
 //!   digest.
 //! - Per repository (`trawl org scan`), the ref tips and generation of its last complete scan,
 //!   with that scan's report lines: an unchanged repository is reported without reading a blob.
+//! - Verification answers (`--verify`), by secret fingerprint and endpoint, with when they
+//!   were asked ([`VerifyCache`]).
 //! - One SQLite file (rollback journal, fit for network file systems), written in
 //!   transactions of [`BATCH`] blobs: a killed run loses at most the blobs of the transaction
 //!   in progress, which the next run scans again.
@@ -25,6 +27,7 @@
 //! metadata (digests, ids) and the report's redaction, nothing of the scanner.
 
 mod stored;
+mod verified;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -35,6 +38,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 pub use stored::{Place, StoredMatch};
+pub use verified::VerifyCache;
 
 use crate::rules::RuleSet;
 use crate::source::BlobId;
@@ -139,44 +143,7 @@ impl Store {
     /// Opens (or creates) the store at `path` for a run of `generation`; `generic` are the ids
     /// of the generic rules.
     pub fn open(path: &Path, generation: Generation, generic: BTreeSet<String>) -> Result<Store> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.execute_batch(
-            // A rollback journal, not WAL: state directories live on shared volumes (NFS,
-            // a Kubernetes ReadWriteMany claim) where WAL's shared memory does not work; one
-            // process writes a store at a time, in batches, so WAL would gain little.
-            "PRAGMA journal_mode = TRUNCATE;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS generations (
-                 id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE,
-                 engine TEXT NOT NULL, rules TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS blobs (
-                 id BLOB PRIMARY KEY, generation INTEGER NOT NULL, results TEXT) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS repos (
-                 url TEXT PRIMARY KEY, tips TEXT NOT NULL, generation TEXT NOT NULL,
-                 report BLOB NOT NULL);",
-        )
-        .with_context(|| format!("{}: not a trawl state store", path.display()))?;
-        let schema: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match schema.as_deref() {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                    params![SCHEMA],
-                )?;
-            }
-            Some(SCHEMA) => {}
-            Some(_) => bail!(
-                "{}: a state store of another trawl version (remove it to start afresh)",
-                path.display()
-            ),
-        }
+        let conn = connect(path)?;
         let digest = generation.digest();
         conn.execute(
             "INSERT OR IGNORE INTO generations (digest, engine, rules) VALUES (?1, ?2, ?3)",
@@ -400,4 +367,50 @@ pub struct RepoState {
     pub generation: String,
     /// Its report lines, as the shard wrote them.
     pub report: Vec<u8>,
+}
+
+/// Opens (or creates) the store file at `path`: its tables, and a refusal of another layout.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the state store {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.execute_batch(
+        // A rollback journal, not WAL: state directories live on shared volumes (NFS,
+        // a Kubernetes ReadWriteMany claim) where WAL's shared memory does not work; one
+        // process writes a store at a time, in batches, so WAL would gain little.
+        "PRAGMA journal_mode = TRUNCATE;
+         PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS generations (
+             id INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE,
+             engine TEXT NOT NULL, rules TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS blobs (
+             id BLOB PRIMARY KEY, generation INTEGER NOT NULL, results TEXT) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS repos (
+             url TEXT PRIMARY KEY, tips TEXT NOT NULL, generation TEXT NOT NULL,
+             report BLOB NOT NULL);
+         CREATE TABLE IF NOT EXISTS verifications (
+             fingerprint TEXT NOT NULL, endpoint TEXT NOT NULL, checked INTEGER NOT NULL,
+             result TEXT NOT NULL, PRIMARY KEY (fingerprint, endpoint)) WITHOUT ROWID;",
+    )
+    .with_context(|| format!("{}: not a trawl state store", path.display()))?;
+    let schema: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match schema.as_deref() {
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                params![SCHEMA],
+            )?;
+        }
+        Some(SCHEMA) => {}
+        Some(_) => bail!(
+            "{}: a state store of another trawl version (remove it to start afresh)",
+            path.display()
+        ),
+    }
+    Ok(conn)
 }

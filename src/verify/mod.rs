@@ -130,4 +130,23 @@ pub struct Verification {
     /// Why it is unknown or an error, in trawl's words (never the provider's text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the provider was asked (RFC 3339, UTC); absent when nobody was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<String>,
+    /// The answer was kept from an earlier run (`--verify-cache`, `--verify-max-age`), not
+    /// asked again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+}
+
+/// Where verification results of earlier runs are kept (the state store implements it).
+///
+/// Contract: keyed by the secret fingerprint and the endpoint asked (the URL template, never
+/// one that holds the secret); `get` returns only results young enough to stand, `put` keeps
+/// only definite answers (live, invalid). Failures are misses, never errors.
+pub trait Cache: Sync {
+    /// A kept result for (`fingerprint`, `endpoint`), marked `cached`.
+    fn get(&self, fingerprint: &str, endpoint: &str) -> Option<Verification>;
+    /// Keeps `v`, the provider's answer for (`fingerprint`, `endpoint`).
+    fn put(&self, fingerprint: &str, endpoint: &str, v: &Verification);
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::check::{self, Endpoint};
 use super::spec::VerifySpec;
-use super::{code_verifier, CodeInput, CodeVerifier, Status, Verification};
+use super::{code_verifier, Cache, CodeInput, CodeVerifier, Status, Verification};
 use crate::findings::{Finding, What};
 use crate::org::forge::http::{Bounds, Client, Origin};
 
@@ -96,26 +96,28 @@ enum Plan {
     Done(Box<Verification>),
     /// A request (or a code verifier) to run.
     Ask(Job),
+    /// A secret known only by its fingerprint (shard files, the state store): only a kept
+    /// result for this endpoint can tell.
+    NotKept {
+        /// The endpoint it would be asked at.
+        url: String,
+    },
 }
 
 /// What a finding's verification is without asking anyone, or the job that asks.
 fn plan(i: usize, f: &Finding, opts: &Options) -> Plan {
     match plan_inner(i, f, opts) {
-        Ok(Some(job)) => Plan::Ask(job),
+        Ok(Some(plan)) => plan,
         Ok(None) => Plan::Skip,
         Err(v) => Plan::Done(v),
     }
 }
 
-fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<Verification>> {
+fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Plan>, Box<Verification>> {
     let secret = match &f.what {
         What::UnsafeCode(_) => return Ok(None),
-        What::Redacted(_) => {
-            return Err(boxed_unknown(
-                "secret not kept (shard files and the state store hold it redacted): verify where it is found",
-            ))
-        }
-        What::Secret(s) => s,
+        What::Redacted(_) => None,
+        What::Secret(s) => Some(s),
     };
     let Some(spec) = &f.rule.verify else {
         return Err(boxed_unknown("no verifier for this rule"));
@@ -126,9 +128,6 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<
             None => return Err(boxed_unknown(&format!("no verifier built in ({name})"))),
         },
         None => None,
-    };
-    let Ok(secret) = String::from_utf8(secret.clone()) else {
-        return Err(boxed_unknown("the secret is not text a request can carry"));
     };
     let extra = opts
         .extra_hosts
@@ -141,14 +140,28 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Job>, Box<
             ..Verification::default()
         })
     })?;
-    Ok(Some(Job {
+    let Some(secret) = secret else {
+        return Ok(Some(Plan::NotKept { url }));
+    };
+    let Ok(secret) = String::from_utf8(secret.clone()) else {
+        return Err(boxed_unknown("the secret is not text a request can carry"));
+    };
+    Ok(Some(Plan::Ask(Job {
         finding: i,
         spec: spec.clone(),
         url,
         secret,
         code,
         companion: None,
-    }))
+    })))
+}
+
+/// The answer `cache` keeps for finding `f` at `url`, if any.
+fn kept(cache: Option<&dyn Cache>, f: &Finding, url: &str) -> Option<Verification> {
+    let cache = cache?;
+    (!f.fingerprint.is_empty())
+        .then(|| cache.get(&f.fingerprint, url))
+        .flatten()
 }
 
 #[derive(Default)]
@@ -178,6 +191,17 @@ impl Queue {
 /// Verifies every secret of `findings`; `notice` receives waits on rate limits (trawl's
 /// words, no secret, no URL).
 pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) + Sync)) {
+    verify_cached(findings, opts, None, notice);
+}
+
+/// [`verify`], reusing the answers `cache` keeps and keeping the new ones. A secret known only
+/// by its fingerprint is verified from the cache alone.
+pub fn verify_cached(
+    findings: &mut [Finding],
+    opts: &Options,
+    cache: Option<&dyn Cache>,
+    notice: &(dyn Fn(&str) + Sync),
+) {
     let mut jobs = Vec::new();
     // One check per secret fingerprint, whatever the findings list holds.
     let mut first: HashMap<String, usize> = HashMap::new();
@@ -201,21 +225,39 @@ pub fn verify(findings: &mut [Finding], opts: &Options, notice: &(dyn Fn(&str) +
         }
         first.insert(f.fingerprint.clone(), i);
         match plan(i, f, opts) {
-            Plan::Ask(mut job) => {
-                job.companion = job.spec.companion.as_ref().and_then(|c| {
-                    near.get(&(f.rule.id.clone(), c.clone()))
-                        .and_then(|m| m.get(&f.fingerprint))
-                        .cloned()
-                });
-                jobs.push(job)
+            Plan::NotKept { url } => {
+                f.verification = Some(kept(cache, f, &url).unwrap_or_else(|| {
+                    unknown("secret not kept (shard files and the state store hold it redacted): verify where it is found")
+                }));
             }
+            Plan::Ask(mut job) => match kept(cache, f, &job.url) {
+                Some(v) => f.verification = Some(v),
+                None => {
+                    job.companion = job.spec.companion.as_ref().and_then(|c| {
+                        near.get(&(f.rule.id.clone(), c.clone()))
+                            .and_then(|m| m.get(&f.fingerprint))
+                            .cloned()
+                    });
+                    jobs.push(job)
+                }
+            },
             Plan::Skip => {}
             Plan::Done(v) => f.verification = Some(*v),
         }
     }
     let results = run(&jobs, opts, notice);
-    for (job, v) in jobs.iter().zip(results) {
-        findings[job.finding].verification = Some(v);
+    let checked = crate::dates::format_date(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    );
+    for (job, mut v) in jobs.iter().zip(results) {
+        v.checked = Some(checked.clone());
+        let f = &mut findings[job.finding];
+        if let Some(cache) = cache.filter(|_| !f.fingerprint.is_empty()) {
+            cache.put(&f.fingerprint, &job.url, &v);
+        }
+        f.verification = Some(v);
     }
     for (i, j) in copies {
         findings[i].verification = findings[j].verification.clone();
@@ -357,7 +399,7 @@ mod tests {
         let mut other = aws.clone();
         other.code = Some("no-such-code".into());
         let mut f = vec![
-            finding(What::Redacted("hf_ab*****".into()), "a", None),
+            finding(What::Redacted("hf_ab*****".into()), "a", Some(aws.clone())),
             finding(What::Secret(b"s1".to_vec()), "b", None),
             finding(What::UnsafeCode("os.system".into()), "c", None),
             finding(What::Secret(b"s2".to_vec()), "d", Some(aws)),
