@@ -214,7 +214,11 @@ fn no_request_without_verify() {
 }
 
 pub(crate) fn findings_of(o: &Output) -> Vec<Value> {
-    let report: Value = serde_json::from_str(&stdout(o)).expect("JSON report");
+    findings_in(&serde_json::from_str(&stdout(o)).expect("JSON report"))
+}
+
+/// The findings of a JSON report (an array, or an object with `findings`).
+pub(crate) fn findings_in(report: &Value) -> Vec<Value> {
     report
         .as_array()
         .or(report["findings"].as_array())

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{findings_of, letters, tree_with, HF_LIVE, HF_PATH};
+use super::{findings_in, findings_of, letters, tree_with, HF_LIVE, HF_PATH};
 use crate::fake_forge::FakeForge;
 use crate::org_scan::{merge, plan, shard};
 use crate::util::{git_ok, stderr, stdout, trawl, Tree};
@@ -179,7 +179,7 @@ fn git_state_keeps_answers_and_org_merge_reads_them_for_redacted_secrets() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (o, report) = merge(&plan, &out, &["--verify", "--verify-endpoint", &endpoint]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let v = &findings_of_report(&report)[0]["verification"];
+    let v = &findings_in(&report)[0]["verification"];
     assert_eq!(v["status"], "unknown", "{v}");
     assert!(v["message"].as_str().unwrap().contains("not kept"), "{v}");
     // ...unless a store holds an answer for that fingerprint at that endpoint.
@@ -195,7 +195,7 @@ fn git_state_keeps_answers_and_org_merge_reads_them_for_redacted_secrets() {
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let v = &findings_of_report(&report)[0]["verification"];
+    let v = &findings_in(&report)[0]["verification"];
     assert_eq!(
         (v["status"].as_str(), v["cached"].as_bool()),
         (Some("live"), Some(true)),
@@ -203,14 +203,6 @@ fn git_state_keeps_answers_and_org_merge_reads_them_for_redacted_secrets() {
     );
     assert_eq!(v["owner"], first["owner"]);
     assert_eq!(fake.requests().len(), 1, "merge sent nothing");
-}
-
-fn findings_of_report(report: &Value) -> Vec<Value> {
-    report
-        .as_array()
-        .or(report["findings"].as_array())
-        .expect("findings")
-        .clone()
 }
 
 #[test]
