@@ -221,8 +221,18 @@ pub fn classify(spec: &VerifySpec, answer: &Answer, endpoint: Option<String>) ->
         ..Verification::default()
     };
     if spec.invalid_statuses().contains(&answer.status) {
-        v.status = Status::Invalid;
-        v.message = Some(format!("HTTP {}", answer.status));
+        let refused = spec.invalid_when.as_ref().is_none_or(|cond| {
+            serde_json::from_slice::<Value>(&answer.body).is_ok_and(|json| cond.holds(&json))
+        });
+        v.status = if refused {
+            Status::Invalid
+        } else {
+            Status::Unknown
+        };
+        v.message = Some(match (&spec.invalid_when, refused) {
+            (Some(cond), false) => format!("HTTP {}, but {}", answer.status, cond.describe()),
+            _ => format!("HTTP {}", answer.status),
+        });
         return v;
     }
     if !spec.live_statuses().contains(&answer.status) {
@@ -454,6 +464,26 @@ live_when = { pointer = "/ok", equals = true }"#,
         assert_eq!(ok.status, Status::Live);
         let bad = classify(&slack, &answer(200, r#"{"ok":false}"#, &[]), None);
         assert_eq!(bad.status, Status::Invalid);
+        // A 401 that is invalid only when the body says the key is unknown.
+        let scoped = spec(
+            r#"provider = "e"
+hosts = ["api.e.example"]
+url = "https://api.e.example/v1/user"
+send = "header"
+header = "xi-api-key"
+invalid_when = { pointer = "/detail/status", equals = "invalid_api_key" }"#,
+        );
+        let wrong = r#"{"detail":{"status":"invalid_api_key"}}"#;
+        let narrow = r#"{"detail":{"status":"missing_permissions"}}"#;
+        assert_eq!(
+            classify(&scoped, &answer(401, wrong, &[]), None).status,
+            Status::Invalid
+        );
+        for body in [narrow, "not json"] {
+            let v = classify(&scoped, &answer(401, body, &[]), None);
+            assert_eq!(v.status, Status::Unknown, "{body}");
+            assert!(v.message.unwrap().contains("/detail/status is not"));
+        }
     }
 
     #[test]

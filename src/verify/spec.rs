@@ -126,6 +126,9 @@ pub struct VerifySpec {
     pub invalid: Vec<u16>,
     /// With a live status: live only when this holds, invalid otherwise.
     pub live_when: Option<Condition>,
+    /// With an invalid status: invalid only when this holds, unknown otherwise (a provider
+    /// that answers 401 both for a wrong key and for a key without some permission).
+    pub invalid_when: Option<Condition>,
     /// JSON pointers of the owner (`*` for every element of an array); values joined.
     #[serde(default)]
     pub owner: Vec<String>,
@@ -333,10 +336,11 @@ impl VerifySpec {
                     .into(),
             );
         }
-        if let Some(c) = &self.live_when {
+        for c in self.live_when.iter().chain(&self.invalid_when) {
             if !matches!((&c.equals, c.present), (Some(_), None) | (None, Some(true))) {
                 return Err(
-                    "verify: `live_when` takes `equals = VALUE` or `present = true`".into(),
+                    "verify: `live_when` and `invalid_when` take `equals = VALUE` or `present = true`"
+                        .into(),
                 );
             }
         }
@@ -346,6 +350,7 @@ impl VerifySpec {
             .chain(&self.scopes)
             .chain(&self.expires)
             .chain(self.live_when.as_ref().map(|c| &c.pointer))
+            .chain(self.invalid_when.as_ref().map(|c| &c.pointer))
         {
             if !(p.is_empty() || p.starts_with('/')) {
                 return Err(format!("verify: `{p}` is not a JSON pointer"));
@@ -480,6 +485,7 @@ mod tests {
             // Conditions: one of equals or present = true.
             "url = \"https://api.example.com/me\"\nsend = \"bearer\"\nlive_when = { pointer = \"/a\" }",
             "url = \"https://api.example.com/me\"\nsend = \"bearer\"\nlive_when = { pointer = \"/a\", present = false }",
+            "url = \"https://api.example.com/me\"\nsend = \"bearer\"\ninvalid_when = { pointer = \"a\", equals = 1 }",
             // A path-only URL with hosts.
             "url = \"/me\"\nsend = \"bearer\"",
             "url = \"//evil.example/me\"\nsend = \"bearer\"",

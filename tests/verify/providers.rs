@@ -1653,3 +1653,44 @@ fn provider_render() {
         invalid_body: r#"{"id":"unauthorized","message":"unauthorized"}"#,
     });
 }
+
+#[test]
+fn provider_elevenlabs_tells_a_wrong_key_from_a_narrow_one() {
+    let secret = format!("sk_{}", hex(48, 114));
+    check(Case {
+        rule: "elevenlabs.api-key",
+        provider: "elevenlabs",
+        path: "/v1/user",
+        method: "GET",
+        auth: ("xi-api-key", secret.clone()),
+        secret: secret.clone(),
+        live_status: 200,
+        live_headers: &[],
+        live_body: r#"{"user_id":"kq2ZPn1x","subscription":{"tier":"creator"},"first_name":"Ada"}"#,
+        owner: Some("kq2ZPn1x"),
+        scopes: &[],
+        expires: None,
+        invalid_status: 401,
+        invalid_body: r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#,
+    });
+    // A working key without `user_read` is refused with 401 too: not invalid.
+    let fake = FakeForge::start();
+    fake.page(
+        "/v1/user",
+        401,
+        &[],
+        r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission user_read to execute this operation."}}"#,
+    );
+    let o = verify_stdin(
+        "elevenlabs.api-key",
+        &secret,
+        &format!("elevenlabs={}", fake.url()),
+        &[],
+    );
+    let v = verification(&o);
+    assert_eq!(v["status"], "unknown", "{v}");
+    assert!(
+        !stdout(&o).contains("missing the permission"),
+        "the provider's words stay out"
+    );
+}
