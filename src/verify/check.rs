@@ -3,14 +3,16 @@
 //!
 //! Contract: the secret goes only where the spec says (one header, basic auth, one query
 //! parameter or the path) and to the URL [`target`] resolved — the rule's own URL, or an
-//! endpoint the user configured; never quoted in an error or in `endpoint`. Everything read
-//! from the answer (owner, scopes, expiry) is cleaned of control characters and bounded in
-//! length before it reaches a report.
+//! endpoint the user configured (the only place a rule whose hosts are each customer's own
+//! is checked); never quoted in an error or in `endpoint`, and neither is the companion. A
+//! spec's fixed `body` is sent as JSON. Everything read from the answer (owner, scopes,
+//! expiry) is cleaned of control characters and bounded in length before it reaches a
+//! report.
 
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::spec::{Method, Send, VerifySpec, SECRET};
+use super::spec::{Method, Send, VerifySpec, COMPANION, SECRET};
 use super::{Status, Verification};
 use crate::org::forge::http::{self, Answer, Client, HttpError, Origin};
 
@@ -41,6 +43,9 @@ pub fn target(
         .ok_or("the verifier names no URL")?
         .to_string();
     let Some(e) = endpoint else {
+        if spec.needs_endpoint() {
+            return Err(no_host(spec));
+        }
         return Ok(url);
     };
     let origin = Origin::of(&e.base).ok_or("the verify endpoint is not an http(s) URL")?;
@@ -63,21 +68,42 @@ pub fn target(
             )
         });
     }
-    let rest = url["https://".len()..]
-        .find('/')
-        .map_or("", |i| &url["https://".len() + i..]);
+    let rest = if spec.needs_endpoint() {
+        url.as_str()
+    } else {
+        url["https://".len()..]
+            .find('/')
+            .map_or("", |i| &url["https://".len() + i..])
+    };
     Ok(format!("{}{rest}", e.base.trim_end_matches('/')))
 }
 
-/// `url` as reports show it: without the secret.
+/// Why a rule whose hosts are each customer's own is not checked without an endpoint.
+pub fn no_host(spec: &VerifySpec) -> String {
+    format!(
+        "{p} has no default host: name the host to ask with --verify-endpoint {p}=https://HOST (or [verify.endpoints] and [verify.hosts] of --config)",
+        p = spec.provider
+    )
+}
+
+/// `url` as reports show it: without the secret or the companion.
 pub fn shown(url: &str) -> String {
-    url.replace(SECRET, "…")
+    url.replace(SECRET, "…").replace(COMPANION, "…")
 }
 
 fn percent_encode(s: &str) -> String {
+    encode(s, b"-._~")
+}
+
+/// For a path segment: `:` is a path character too (Telegram's `bot<id>:<key>`).
+fn percent_encode_path(s: &str) -> String {
+    encode(s, b"-._~:")
+}
+
+fn encode(s: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -86,15 +112,32 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// The URL and headers of a check of `secret` against `url`.
-fn request(spec: &VerifySpec, url: &str, secret: &str) -> (String, Vec<(String, String)>) {
+/// The URL and headers of a check of `secret` (and its companion, where the spec puts one)
+/// against `url`.
+fn request(
+    spec: &VerifySpec,
+    url: &str,
+    secret: &str,
+    companion: Option<&str>,
+) -> (String, Vec<(String, String)>) {
     let mut headers: Vec<(String, String)> = spec
         .headers
         .iter()
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let fill = |t: &str| t.replace(SECRET, secret);
-    let mut url = url.to_string();
+    if spec.body.is_some() {
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("accept".into(), "application/json".into()));
+    }
+    let companion = companion.unwrap_or("");
+    // One pass over the template, so a secret that holds `{companion}` stays as it is.
+    let fill = |t: &str| {
+        t.split(SECRET)
+            .map(|part| part.replace(COMPANION, companion))
+            .collect::<Vec<_>>()
+            .join(secret)
+    };
+    let mut url = url.replace(COMPANION, &percent_encode_path(companion));
     match spec.send {
         Some(Send::Bearer) | None => {
             headers.push(("Authorization".into(), format!("Bearer {secret}")));
@@ -117,14 +160,20 @@ fn request(spec: &VerifySpec, url: &str, secret: &str) -> (String, Vec<(String, 
             let param = spec.param.as_deref().unwrap_or("key");
             url = format!("{url}{sep}{param}={}", percent_encode(secret));
         }
-        Some(Send::Path) => url = url.replace(SECRET, &percent_encode(secret)),
+        Some(Send::Path) => url = url.replace(SECRET, &percent_encode_path(secret)),
     }
     (url, headers)
 }
 
-/// Checks `secret` with `spec` against `url` (from [`target`]), through `client` (bound to
-/// `url`'s origin).
-pub fn run(client: &Client, spec: &VerifySpec, url: &str, secret: &str) -> Verification {
+/// Checks `secret` (with `companion`, the value of the spec's companion rule found near it)
+/// with `spec` against `url` (from [`target`]), through `client` (bound to `url`'s origin).
+pub fn run(
+    client: &Client,
+    spec: &VerifySpec,
+    url: &str,
+    secret: &str,
+    companion: Option<&str>,
+) -> Verification {
     let endpoint = Some(shown(url));
     let done = |status: Status, message: Option<String>| Verification {
         status,
@@ -138,13 +187,22 @@ pub fn run(client: &Client, spec: &VerifySpec, url: &str, secret: &str) -> Verif
             Some("the secret holds characters a request cannot carry".into()),
         );
     }
-    let (full, headers) = request(spec, url, secret);
+    let carried =
+        companion.is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_graphic()));
+    if spec.sends_companion() && !carried {
+        return done(
+            Status::Unknown,
+            Some("no value a request can carry was found near the secret: nothing sent".into()),
+        );
+    }
+    let (full, headers) = request(spec, url, secret, companion);
     let method = match spec.method {
         Method::Get => http::Method::Get,
         Method::Post => http::Method::Post,
     };
     let what = format!("verify {}", spec.provider);
-    let answer = match client.request(method, &full, &headers, &what) {
+    let body = spec.body.as_deref().map(str::as_bytes);
+    let answer = match client.request(method, &full, &headers, body, &what) {
         Ok(a) => a,
         Err(HttpError::Status(s)) => return done(Status::Error, Some(format!("HTTP {s}"))),
         Err(HttpError::Other(m)) => {
@@ -163,8 +221,18 @@ pub fn classify(spec: &VerifySpec, answer: &Answer, endpoint: Option<String>) ->
         ..Verification::default()
     };
     if spec.invalid_statuses().contains(&answer.status) {
-        v.status = Status::Invalid;
-        v.message = Some(format!("HTTP {}", answer.status));
+        let refused = spec.invalid_when.as_ref().is_none_or(|cond| {
+            serde_json::from_slice::<Value>(&answer.body).is_ok_and(|json| cond.holds(&json))
+        });
+        v.status = if refused {
+            Status::Invalid
+        } else {
+            Status::Unknown
+        };
+        v.message = Some(match (&spec.invalid_when, refused) {
+            (Some(cond), false) => format!("HTTP {}, but {}", answer.status, cond.describe()),
+            _ => format!("HTTP {}", answer.status),
+        });
         return v;
     }
     if !spec.live_statuses().contains(&answer.status) {
@@ -186,12 +254,9 @@ pub fn classify(spec: &VerifySpec, answer: &Answer, endpoint: Option<String>) ->
         }
     };
     if let Some(cond) = &spec.live_when {
-        if json.pointer(&cond.pointer) != Some(&cond.equals) {
+        if !cond.holds(&json) {
             v.status = Status::Invalid;
-            v.message = Some(format!(
-                "HTTP {}, but {} is not {}",
-                answer.status, cond.pointer, cond.equals
-            ));
+            v.message = Some(format!("HTTP {}, but {}", answer.status, cond.describe()));
             return v;
         }
     }
@@ -399,6 +464,26 @@ live_when = { pointer = "/ok", equals = true }"#,
         assert_eq!(ok.status, Status::Live);
         let bad = classify(&slack, &answer(200, r#"{"ok":false}"#, &[]), None);
         assert_eq!(bad.status, Status::Invalid);
+        // A 401 that is invalid only when the body says the key is unknown.
+        let scoped = spec(
+            r#"provider = "e"
+hosts = ["api.e.example"]
+url = "https://api.e.example/v1/user"
+send = "header"
+header = "xi-api-key"
+invalid_when = { pointer = "/detail/status", equals = "invalid_api_key" }"#,
+        );
+        let wrong = r#"{"detail":{"status":"invalid_api_key"}}"#;
+        let narrow = r#"{"detail":{"status":"missing_permissions"}}"#;
+        assert_eq!(
+            classify(&scoped, &answer(401, wrong, &[]), None).status,
+            Status::Invalid
+        );
+        for body in [narrow, "not json"] {
+            let v = classify(&scoped, &answer(401, body, &[]), None);
+            assert_eq!(v.status, Status::Unknown, "{body}");
+            assert!(v.message.unwrap().contains("/detail/status is not"));
+        }
     }
 
     #[test]
@@ -411,7 +496,7 @@ send = "basic"
 user = "{secret}"
 password = """#,
         );
-        let (url, h) = request(&s, "https://api.stripe.com/v1/account", "sk_x");
+        let (url, h) = request(&s, "https://api.stripe.com/v1/account", "sk_x", None);
         assert_eq!(url, "https://api.stripe.com/v1/account");
         assert_eq!(
             h,
@@ -424,9 +509,41 @@ url = "https://g.example/v1/models?pageSize=1"
 send = "query"
 param = "key""#,
         );
-        let (url, h) = request(&q, "https://g.example/v1/models?pageSize=1", "a b&");
+        let (url, h) = request(&q, "https://g.example/v1/models?pageSize=1", "a b&", None);
         assert_eq!(url, "https://g.example/v1/models?pageSize=1&key=a%20b%26");
         assert!(h.is_empty());
+        // A companion as the basic-auth user and in the path; a secret holding the
+        // placeholder text is sent as it is.
+        let t = spec(
+            r#"provider = "t"
+hosts = ["api.t.example"]
+companion = "t.account-sid"
+url = "https://api.t.example/Accounts/{companion}.json"
+send = "basic"
+user = "{companion}"
+password = "{secret}""#,
+        );
+        let (url, h) = request(&t, t.url.as_deref().unwrap(), "x{companion}", Some("AC1/"));
+        assert_eq!(url, "https://api.t.example/Accounts/AC1%2F.json");
+        let basic = base64::engine::general_purpose::STANDARD.encode("AC1/:x{companion}");
+        assert_eq!(h, [("Authorization".to_string(), format!("Basic {basic}"))]);
+        assert_eq!(
+            shown(t.url.as_deref().unwrap()),
+            "https://api.t.example/Accounts/….json"
+        );
+        // A fixed body goes as JSON.
+        let w = spec(
+            r#"provider = "w"
+hosts = ["api.w.example"]
+method = "POST"
+url = "https://api.w.example/graphql"
+send = "basic"
+user = "api"
+password = "{secret}"
+body = '{"query":"{ viewer { id } }"}'"#,
+        );
+        let (_, h) = request(&w, "https://api.w.example/graphql", "k", None);
+        assert!(h.contains(&("content-type".to_string(), "application/json".to_string())));
     }
 
     #[test]
@@ -448,5 +565,20 @@ param = "key""#,
         assert!(target(&s, Some(&cfg), &[]).is_err());
         assert!(target(&s, Some(&cfg), &["hf.corp.example".into()]).is_ok());
         assert_eq!(shown("https://h/x/{secret}"), "https://h/x/…");
+        // No default host: only a configured endpoint, and from --config only a listed host.
+        let db = spec("provider = \"databricks\"\nurl = \"/api/2.0/me\"\nsend = \"bearer\"");
+        assert!(target(&db, None, &[])
+            .unwrap_err()
+            .contains("no default host"));
+        assert_eq!(
+            target(&db, Some(&flag("https://adb-1.azuredatabricks.net/")), &[]).unwrap(),
+            "https://adb-1.azuredatabricks.net/api/2.0/me"
+        );
+        let ws = Endpoint {
+            base: "https://dbc-1.cloud.databricks.com".into(),
+            from_flag: false,
+        };
+        assert!(target(&db, Some(&ws), &[]).is_err());
+        assert!(target(&db, Some(&ws), &["dbc-1.cloud.databricks.com".into()]).is_ok());
     }
 }

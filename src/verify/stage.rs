@@ -2,8 +2,10 @@
 //! checked once with its rule's verifier.
 //!
 //! Contract: [`verify`] sets `verification` on every secret finding (unsafe-code findings
-//! have none): `unknown` with a reason for rules without a verifier, secrets not kept (shard
-//! files) or verifiers not built in; otherwise what the provider answered. At most
+//! have none): `unknown` with a reason, and nothing sent, for rules without a verifier,
+//! secrets not kept (shard files), verifiers not built in, providers without a default host
+//! and no endpoint configured, and verifiers needing a companion none was found for;
+//! otherwise what the provider answered. At most
 //! [`Options::per_provider`] requests are in flight per provider and [`Options::total`] in
 //! all, on std threads. Nothing here runs unless the user asked for `--verify`.
 
@@ -133,7 +135,11 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Plan>, Box
         .extra_hosts
         .get(&spec.provider)
         .map_or(&[][..], Vec::as_slice);
-    let url = check::target(spec, opts.endpoints.get(&spec.provider), extra).map_err(|m| {
+    let endpoint = opts.endpoints.get(&spec.provider);
+    if spec.needs_endpoint() && endpoint.is_none() {
+        return Err(boxed_unknown(&check::no_host(spec)));
+    }
+    let url = check::target(spec, endpoint, extra).map_err(|m| {
         Box::new(Verification {
             status: Status::Error,
             message: Some(m),
@@ -238,7 +244,16 @@ pub fn verify_cached(
                             .and_then(|m| m.get(&f.fingerprint))
                             .cloned()
                     });
-                    jobs.push(job)
+                    // A request that needs the companion is not sent without it.
+                    if job.spec.sends_companion() && job.companion.is_none() {
+                        let rule = job.spec.companion.as_deref().unwrap_or_default();
+                        f.verification = Some(Verification {
+                            endpoint: Some(check::shown(&job.url)),
+                            ..unknown(&format!("no {rule} found near the secret: nothing sent"))
+                        });
+                    } else {
+                        jobs.push(job);
+                    }
                 }
             },
             Plan::Skip => {}
@@ -362,7 +377,15 @@ fn one<'n>(
         }
     }
     match clients.get(&base) {
-        Some(c) => check::run(c, &job.spec, &job.url, &job.secret),
+        Some(c) => check::run(
+            c,
+            &job.spec,
+            &job.url,
+            &job.secret,
+            job.companion
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok()),
+        ),
         None => unknown("no client"),
     }
 }
@@ -423,6 +446,40 @@ mod tests {
             .iter()
             .flat_map(|f| &f.verification)
             .all(|v| v.status == Status::Unknown));
+    }
+
+    #[test]
+    fn no_host_or_no_companion_means_unknown_without_a_request() {
+        let workspace: VerifySpec = toml::from_str(
+            "provider = \"databricks\"\nurl = \"/api/2.0/preview/scim/v2/Me\"\nsend = \"bearer\"",
+        )
+        .unwrap();
+        let paired: VerifySpec = toml::from_str(
+            "provider = \"twilio\"\nhosts = [\"api.twilio.com\"]\ncompanion = \"twilio.account-sid\"\nurl = \"https://api.twilio.com/2010-04-01/Accounts/{companion}.json\"\nsend = \"basic\"\nuser = \"{companion}\"\npassword = \"{secret}\"",
+        )
+        .unwrap();
+        workspace.check().unwrap();
+        paired.check().unwrap();
+        let mut f = vec![
+            finding(What::Secret(b"dapi0".to_vec()), "a", Some(workspace)),
+            finding(What::Secret(b"0f0f".to_vec()), "b", Some(paired)),
+        ];
+        verify(&mut f, &Options::default(), &|_| {});
+        let v = |i: usize| f[i].verification.clone().unwrap();
+        assert_eq!(v(0).status, Status::Unknown);
+        assert!(v(0)
+            .message
+            .unwrap()
+            .contains("databricks has no default host"));
+        assert_eq!(v(1).status, Status::Unknown);
+        assert_eq!(
+            v(1).message.as_deref(),
+            Some("no twilio.account-sid found near the secret: nothing sent")
+        );
+        assert_eq!(
+            v(1).endpoint.as_deref(),
+            Some("https://api.twilio.com/2010-04-01/Accounts/….json")
+        );
     }
 
     #[test]

@@ -216,7 +216,8 @@ impl Default for Bounds {
 pub enum Method {
     /// `GET`.
     Get,
-    /// `POST` without a body (endpoints such as Slack's `auth.test` that take either).
+    /// `POST` without a body (endpoints such as Slack's `auth.test` that take either), or
+    /// with a fixed JSON document (a read-only GraphQL query).
     Post,
 }
 
@@ -329,8 +330,9 @@ impl<'n> Client<'n> {
         self.send(Method::Post, url, &json, Some(body), false, what)
     }
 
-    /// Sends `method` to `url` (on the API base's origin) with `headers` besides the token,
-    /// and returns the answer whatever its status, once rate limits are waited out and server
+    /// Sends `method` to `url` (on the API base's origin) with `headers` besides the token
+    /// (and, for POST, `body`: only one that may be sent again, as a retry repeats it), and
+    /// returns the answer whatever its status, once rate limits are waited out and server
     /// errors retried; a redirect is an error (never followed), and so is a 5xx or a rate
     /// limit that outlasts the retries. Header values (which may hold a secret) are never
     /// quoted in errors.
@@ -339,9 +341,10 @@ impl<'n> Client<'n> {
         method: Method,
         url: &str,
         headers: &[(String, String)],
+        body: Option<&[u8]>,
         what: &str,
     ) -> Result<Answer, HttpError> {
-        self.send(method, url, headers, None, true, what)
+        self.send(method, url, headers, body, true, what)
     }
 
     fn send(
