@@ -881,6 +881,24 @@ fn provider_twilio_pairs_the_auth_token_with_its_account_sid() {
         "unknown"
     );
     assert!(fake.requests().is_empty(), "a request without the SID");
+    // An API key secret beside the SID is its own rule, which no auth-token check judges: a
+    // live key is never called invalid.
+    let tree = Tree::new();
+    tree.write(
+        ".env",
+        format!("TWILIO_ACCOUNT_SID={sid}\nTWILIO_API_SECRET={secret}\n"),
+    );
+    let o = scan_verify(&tree, &endpoint, &[]);
+    let v = finding(&o, "twilio.api-key-secret")["verification"].clone();
+    assert_eq!(v["status"], "unknown", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("no verifier"),
+        "{v}"
+    );
+    assert!(
+        fake.requests().is_empty(),
+        "an API key secret checked as an auth token"
+    );
     // The shared failure cases, through a scan that finds both.
     let case = Case {
         rule: "twilio.auth-token",
