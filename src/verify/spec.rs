@@ -129,6 +129,11 @@ pub struct VerifySpec {
     /// With an invalid status: invalid only when this holds, unknown otherwise (a provider
     /// that answers 401 both for a wrong key and for a key without some permission).
     pub invalid_when: Option<Condition>,
+    /// The provider keeps keys per region (or per self-hosted instance) that look alike: a key
+    /// refused at the rule's own URL may be live elsewhere, so that answer is `unknown`; it is
+    /// `invalid` only from an endpoint the user named (`--verify-endpoint`, `[verify]`).
+    #[serde(default)]
+    pub regional: bool,
     /// JSON pointers of the owner (`*` for every element of an array); values joined.
     #[serde(default)]
     pub owner: Vec<String>,

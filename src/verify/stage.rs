@@ -88,6 +88,8 @@ struct Job {
     code: Option<CodeVerifier>,
     /// The value another rule found near the secret (the rule's `companion`).
     companion: Option<Vec<u8>>,
+    /// Whether the endpoint is one the user named, not the rule's own URL.
+    configured: bool,
 }
 
 /// What becomes of one finding.
@@ -159,7 +161,21 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Plan>, Box
         secret,
         code,
         companion: None,
+        configured: endpoint.is_some(),
     })))
+}
+
+/// `v` as the stage reports it: a refusal at a regional provider's own URL says nothing of a
+/// key of another region ([`VerifySpec::regional`]).
+fn regional(mut v: Verification, spec: &VerifySpec, configured: bool) -> Verification {
+    if spec.regional && !configured && v.status == Status::Invalid {
+        v.status = Status::Unknown;
+        v.message = Some(format!(
+            "refused at {}'s default host; a key of another region or instance is checked with --verify-endpoint {}=URL",
+            spec.provider, spec.provider
+        ));
+    }
+    v
 }
 
 /// The answer `cache` keeps for finding `f` at `url`, if any.
@@ -266,7 +282,8 @@ pub fn verify_cached(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     );
-    for (job, mut v) in jobs.iter().zip(results) {
+    for (job, v) in jobs.iter().zip(results) {
+        let mut v = regional(v, &job.spec, job.configured);
         v.checked = Some(checked.clone());
         let f = &mut findings[job.finding];
         if let Some(cache) = cache.filter(|_| !f.fingerprint.is_empty()) {
@@ -411,6 +428,36 @@ mod tests {
             locations: Vec::new(),
             verification: None,
         }
+    }
+
+    #[test]
+    fn a_refusal_at_a_regional_providers_own_host_is_unknown() {
+        let spec: VerifySpec = toml::from_str(
+            "provider = \"honeycomb\"\nhosts = [\"api.honeycomb.io\"]\nurl = \"https://api.honeycomb.io/1/auth\"\nsend = \"bearer\"\nregional = true",
+        )
+        .unwrap();
+        let refused = || Verification {
+            status: Status::Invalid,
+            ..Verification::default()
+        };
+        let v = regional(refused(), &spec, false);
+        assert_eq!(v.status, Status::Unknown);
+        assert!(v
+            .message
+            .unwrap()
+            .contains("--verify-endpoint honeycomb=URL"));
+        // From an endpoint the user named, or for a provider of one region, it stands.
+        assert_eq!(regional(refused(), &spec, true).status, Status::Invalid);
+        let one = VerifySpec {
+            regional: false,
+            ..spec.clone()
+        };
+        assert_eq!(regional(refused(), &one, false).status, Status::Invalid);
+        let live = Verification {
+            status: Status::Live,
+            ..Verification::default()
+        };
+        assert_eq!(regional(live, &spec, false).status, Status::Live);
     }
 
     #[test]
