@@ -23,8 +23,9 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 }
 
 /// The commit, when this package's folder is the top of a git work tree (not a folder inside
-/// some other repository, as an unpacked source distribution may be).
-fn commit(dir: &Path) -> Option<String> {
+/// some other repository, as an unpacked source distribution may be). (Also compiled into the
+/// tests, tests/release.rs.)
+pub(crate) fn commit(dir: &Path) -> Option<String> {
     let top = PathBuf::from(git(dir, &["rev-parse", "--show-toplevel"])?);
     if top.canonicalize().ok()? != dir.canonicalize().ok()? {
         return None;

@@ -9,6 +9,11 @@ use std::process::{Command, Output};
 
 use crate::util::{git_ok, stderr, stdout, trawl, Fake, Tree};
 
+/// The build script, whose `commit` is tested here (`main` is not called).
+#[allow(dead_code)]
+#[path = "../build.rs"]
+mod build_script;
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -139,6 +144,26 @@ fn version_names_the_crate_version_the_commit_and_the_digest_the_state_store_rec
         )
         .unwrap();
     assert_eq!(count, 1);
+}
+
+#[test]
+fn the_build_script_takes_the_commit_of_its_own_checkout_only() {
+    let t = Tree::new();
+    let repo = t.path().join("repo");
+    let inner = repo.join("packaging");
+    std::fs::create_dir_all(&inner).unwrap();
+    // Not a repository (an unpacked source distribution): "unknown" is printed instead.
+    assert_eq!(build_script::commit(&repo), None);
+    git_ok(&repo, &["init", "-q", "-b", "main"]);
+    // A repository without a commit.
+    assert_eq!(build_script::commit(&repo), None);
+    t.write("repo/packaging/a.txt", "a\n");
+    git_ok(&repo, &["add", "-A"]);
+    git_ok(&repo, &["commit", "-qm", "one"]);
+    let head = git_ok(&repo, &["rev-parse", "HEAD"]);
+    assert_eq!(build_script::commit(&repo), Some(head));
+    // A folder inside someone else's repository is not a checkout of trawl.
+    assert_eq!(build_script::commit(&inner), None);
 }
 
 fn toml_file(rel: &str) -> toml::Value {
