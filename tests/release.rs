@@ -101,14 +101,19 @@ fn version_names_the_crate_version_the_commit_and_the_digest_the_state_store_rec
     git_ok(&repo, &["add", "-A"]);
     git_ok(&repo, &["commit", "-qm", "one"]);
     let state = t.path().join("state.db");
-    let o = trawl([
-        "git",
-        repo.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let scan_with_state = |extra: &[&str]| {
+        let mut args = vec![
+            "git",
+            repo.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--no-progress",
+        ];
+        args.extend_from_slice(extra);
+        let o = trawl(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    };
+    scan_with_state(&[]);
     let db = rusqlite::Connection::open(&state).unwrap();
     let recorded: Vec<String> = db
         .prepare("SELECT digest FROM generations")
@@ -126,16 +131,7 @@ fn version_names_the_crate_version_the_commit_and_the_digest_the_state_store_rec
         "[[rules]]\nid = \"acme.key\"\nname = \"ACME key\"\ncategory = \"cloud\"\n\
          severity = \"high\"\nregex = '''(?P<secret>ACME-[A-Za-z0-9]{32})'''\nkeywords = [\"acme-\"]\n",
     );
-    let o = trawl([
-        "git",
-        repo.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--rules",
-        rules.to_str().unwrap(),
-        "--no-progress",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    scan_with_state(&["--rules", rules.to_str().unwrap()]);
     let count: i64 = db
         .query_row(
             "SELECT count(*) FROM generations WHERE digest != ?1",
