@@ -268,6 +268,30 @@ fn a_clean_virtualenv_pip_installs_the_wheel_and_its_trawl_finds_a_planted_secre
         "a stale test wheel (run scripts/build-wheel --dev): it says\n{printed}\nthe build says\n{version}"
     );
 
+    // Named and described as the crate, with the README as its long description.
+    let o = Command::new(bin.join("python"))
+        .args([
+            "-c",
+            "import importlib.metadata as m, json; d = m.metadata('trawl-scanner'); \
+             print(json.dumps([d['Name'], d['Version'], d['Summary'], d.get_payload()]))",
+        ])
+        .output()
+        .unwrap();
+    let meta: Vec<String> = serde_json::from_str(&ok(o, "the wheel's metadata")).unwrap();
+    assert_eq!(
+        meta[..3],
+        [
+            "trawl-scanner",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION")
+        ]
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        meta[3].trim_end() == readme.trim_end(),
+        "the long description is not the README (a stale test wheel? run scripts/build-wheel --dev)"
+    );
+
     let tok = Fake::new(1502).hf_token();
     t.write("fixture/app/settings.py", format!("HF_TOKEN = \"{tok}\"\n"));
     t.write("fixture/README.md", "# nothing here\n");
