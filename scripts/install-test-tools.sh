@@ -3,9 +3,29 @@
 #   - the official SARIF validator, @microsoft/sarif-multitool (npm)
 #   - the pre-commit framework (PyPI), in a virtualenv at .tools/venv
 #   - Dask and distributed (PyPI) for deploy/dask/driver.py, in .tools/dask-venv
+#   - maturin (PyPI), which builds the trawl-scanner wheel (scripts/build-wheel), in
+#     .tools/maturin-venv, and the wheel of setuptools (the build backend of the root
+#     pyproject.toml, the pre-commit hook's shim) in .tools/wheels, for offline installs
 # Reruns are cheap: an installed, matching version is kept.
+# `scripts/install-test-tools.sh maturin` installs maturin alone (what scripts/build-wheel needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MATURIN_VERSION=1.16.0
+if [ "$(.tools/maturin-venv/bin/maturin --version 2>/dev/null)" != "maturin $MATURIN_VERSION" ]; then
+  python3 -m venv .tools/maturin-venv
+  .tools/maturin-venv/bin/pip install -q --disable-pip-version-check "maturin==$MATURIN_VERSION"
+fi
+if [ "${1:-}" = maturin ]; then
+  exit 0
+fi
+
+# Keep in step with `requires` in the root pyproject.toml.
+SETUPTOOLS_VERSION=84.2.1
+if ! ls .tools/wheels/setuptools-"$SETUPTOOLS_VERSION"-*.whl >/dev/null 2>&1; then
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: \
+    -d .tools/wheels "setuptools==$SETUPTOOLS_VERSION"
+fi
 SARIF_MULTITOOL_VERSION=5.7.0
 mkdir -p .tools
 have=$(cat .tools/sarif-multitool.version 2>/dev/null || true)

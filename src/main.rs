@@ -20,7 +20,12 @@ use trawl::warning::{Progress, Warning};
 const MAX_LINE: usize = 1_000;
 
 fn main() -> ExitCode {
-    let cli = trawl::cli::Cli::parse();
+    let cli = match trawl::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--version` / `-V`: the long form, with the commit and the rule-catalogue digest.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => return version(),
+        Err(e) => e.exit(),
+    };
     let ui = Arc::new(Terminal::new());
     let code = match trawl::cli::run(cli, ui.clone()) {
         Ok(code) => code,
@@ -50,6 +55,20 @@ fn main() -> ExitCode {
         }
     }
     code
+}
+
+/// Prints [`trawl::cli::version_text`] (a closed stdout is not an error).
+fn version() -> ExitCode {
+    match trawl::cli::version_text() {
+        Ok(text) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            Terminal::new().line(&format!("trawl: error: {err:#}"));
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// stderr, as a person sees it.

@@ -47,7 +47,7 @@ with open(sys.argv[1], encoding="utf-8") as f:
 "#;
 
 /// The YAML documents of a file, as JSON values.
-fn yaml_docs(path: &Path) -> Vec<Value> {
+pub(crate) fn yaml_docs(path: &Path) -> Vec<Value> {
     let o = Command::new(tool("venv/bin/python"))
         .args(["-c", READ_YAML])
         .arg(path)

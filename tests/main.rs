@@ -3,6 +3,7 @@
 mod fake_forge;
 mod util;
 
+mod action;
 mod artifacts;
 mod cli;
 mod content;
@@ -26,6 +27,7 @@ mod org_scan;
 mod output;
 mod precommit;
 mod readme;
+mod release;
 mod rules_catalogue;
 mod state;
 mod suppress;

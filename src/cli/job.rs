@@ -148,6 +148,31 @@ pub fn resolve_limits(opts: &ScanOpts, config: &Config) -> Result<Limits> {
     })
 }
 
+/// The generation the state store keys results on: the rules, under these limits and the
+/// configuration's secret-content allowlists.
+fn generation(rules: &RuleSet, limits: &Limits, config: &Config) -> Generation {
+    Generation::of(
+        rules,
+        &format!(
+            "limits {limits:?}\nsecret filter {}",
+            config.secret_filter_digest()
+        ),
+    )
+}
+
+/// The generation of the built-in rule catalogue under the default limits and no
+/// configuration: what a run without rule, limit or configuration flags and without a
+/// `trawl.toml` records in its state store (`trawl --version` shows its digest).
+pub fn builtin_generation() -> Result<Generation> {
+    let (opts, config) = (ScanOpts::default(), Config::default());
+    let rules = load_rules(&opts, &[], &config, &mut |_| {})?;
+    Ok(generation(
+        &rules,
+        &resolve_limits(&opts, &config)?,
+        &config,
+    ))
+}
+
 /// Configuration, rules, limits and suppressions, loaded once for one or many runs of the
 /// pipeline.
 pub struct Engine {
@@ -207,14 +232,7 @@ impl Engine {
 
     /// The rule generation of this engine, as the state store keys results on it.
     pub fn generation(&self) -> Generation {
-        Generation::of(
-            self.scanner.rules(),
-            &format!(
-                "limits {:?}\nsecret filter {}",
-                self.limits,
-                self.config.secret_filter_digest()
-            ),
-        )
+        generation(self.scanner.rules(), &self.limits, &self.config)
     }
 
     /// Opens the state store at `path`, with a scanner for each set of rules that blobs

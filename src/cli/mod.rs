@@ -96,6 +96,21 @@ enum Command {
     Man,
 }
 
+/// What `trawl --version` prints: the version, the git commit trawl was built from
+/// ("unknown" when built outside a git checkout, as from a source distribution) and the
+/// digest of the built-in rule catalogue — the generation digest that a run with the default
+/// rules, limits and no configuration records in its state store (`--state`).
+pub fn version_text() -> Result<String> {
+    let generation = job::builtin_generation()?;
+    Ok(format!(
+        "trawl {}\ncommit {}\nrules {} ({} built-in rules, default limits)\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("TRAWL_GIT_COMMIT"),
+        generation.digest(),
+        generation.rules.len(),
+    ))
+}
+
 /// Runs the command line; errors become exit code 2 in `main`.
 pub fn run(cli: Cli, ui: Arc<dyn Ui>) -> Result<ExitCode> {
     match cli.command {
