@@ -20,7 +20,6 @@ use crate::findings::suppress::BoundedFile;
 use crate::findings::{Finding, What};
 use crate::inventory::{self, github, Credential, MAX_REPORT_BYTES};
 use crate::report::{self, plural, Format, ReportContext};
-use crate::rules::RuleSet;
 
 /// Formats of the register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -165,11 +164,7 @@ fn from_report(path: &Path, opts: &ScanOpts) -> Result<Input> {
     }
     .read("report")?;
     let findings = inventory::parse_report(&text).map_err(|e| anyhow!("report {shown}: {e}"))?;
-    let mut rules = RuleSet::builtin()?;
-    for file in &opts.rule_files {
-        let text = BoundedFile::trusted(file.clone()).read("rule file")?;
-        rules.add_file(&text, &file.display().to_string())?;
-    }
+    let rules = super::job::rules_with_files(&opts.rule_files)?;
     let revoke = rules
         .rules()
         .iter()

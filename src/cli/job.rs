@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +53,17 @@ pub fn build_scanner(
     } else {
         Scanner::new(rules)
     }
+}
+
+/// The built-in rules and the `--rules` files the user named (trusted: their verifiers and
+/// revocation pages stand), for the commands that need rule metadata, not a scanner.
+pub fn rules_with_files(paths: &[PathBuf]) -> Result<RuleSet> {
+    let mut rules = RuleSet::builtin()?;
+    for path in paths {
+        let text = BoundedFile::trusted(path.clone()).read("rule file")?;
+        rules.add_file(&text, &path.display().to_string())?;
+    }
+    Ok(rules)
 }
 
 /// The rules [`build_scanner`] compiles; rule-file warnings go to `warn`.

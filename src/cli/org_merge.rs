@@ -17,12 +17,12 @@ use super::args::ReportOpts;
 use super::job::{self, Scanned};
 use super::org_scan::read_plan;
 use super::Ui;
-use crate::findings::suppress::{Baseline, BoundedFile, Config, GitleaksIgnore, Suppressions};
+use crate::findings::suppress::{Baseline, Config, GitleaksIgnore, Suppressions};
 use crate::findings::{self, Finding};
 use crate::org::record::{self, Record};
 use crate::org::shard::{is_complete, read_output, Files};
 use crate::report::plural;
-use crate::rules::{RuleInfo, RuleSet};
+use crate::rules::RuleInfo;
 use crate::source::Diagnostics;
 use crate::warning::{Warning, WarningKind};
 
@@ -178,11 +178,7 @@ pub fn run(args: MergeArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
 
 /// Rule metadata by id: built-in rules and `--rules` files.
 fn rule_infos(args: &MergeArgs) -> Result<HashMap<String, Arc<RuleInfo>>> {
-    let mut rules = RuleSet::builtin()?;
-    for path in &args.rule_files {
-        let text = BoundedFile::trusted(path.clone()).read("rule file")?;
-        rules.add_file(&text, &path.display().to_string())?;
-    }
+    let rules = super::job::rules_with_files(&args.rule_files)?;
     Ok(rules
         .rules()
         .iter()

@@ -13,9 +13,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
 
 use super::Ui;
-use crate::findings::suppress::{BoundedFile, Config};
+use crate::findings::suppress::Config;
 use crate::findings::{Finding, What};
-use crate::rules::RuleSet;
 use crate::state::VerifyCache;
 use crate::verify::check::Endpoint;
 use crate::verify::stage::{self, Options};
@@ -198,11 +197,7 @@ pub struct VerifyArgs {
 const MAX_SECRET: u64 = 64 << 10;
 
 pub fn run(args: VerifyArgs, ui: Arc<dyn Ui>) -> Result<ExitCode> {
-    let mut rules = RuleSet::builtin()?;
-    for path in &args.rule_files {
-        let text = BoundedFile::trusted(path.clone()).read("rule file")?;
-        rules.add_file(&text, &path.display().to_string())?;
-    }
+    let rules = super::job::rules_with_files(&args.rule_files)?;
     let rule = rules
         .index_of(&args.rule)
         .map(|i| rules.rules()[i].info().clone())

@@ -43,18 +43,10 @@ const CODE_VERIFIERS: &[(&str, CodeVerifier)] = &[("aws-sts", aws_sts)];
 /// `GetCallerIdentity` (SigV4). Without a key id nearby, nothing is sent.
 fn aws_sts(input: &CodeInput<'_>) -> Verification {
     let Some(key_id) = input.companion.and_then(|k| std::str::from_utf8(k).ok()) else {
-        return Verification {
-            status: Status::Unknown,
-            message: Some("no access key id found near the secret key".into()),
-            ..Verification::default()
-        };
+        return Verification::unknown("no access key id found near the secret key");
     };
     let Some(origin) = crate::org::forge::http::Origin::of(input.url) else {
-        return Verification {
-            status: Status::Error,
-            message: Some("the verifier's URL is not usable".into()),
-            ..Verification::default()
-        };
+        return Verification::error("the verifier's URL is not usable");
     };
     let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
     match crate::org::forge::http::Client::with_bounds(&base, None, input.notice, input.bounds) {
@@ -65,11 +57,7 @@ fn aws_sts(input: &CodeInput<'_>) -> Verification {
             None,
             input.url,
         ),
-        Err(m) => Verification {
-            status: Status::Error,
-            message: Some(m),
-            ..Verification::default()
-        },
+        Err(m) => Verification::error(m),
     }
 }
 
@@ -137,6 +125,26 @@ pub struct Verification {
     /// asked again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+}
+
+impl Verification {
+    /// `unknown`, and why.
+    pub fn unknown(message: impl Into<String>) -> Verification {
+        Verification {
+            status: Status::Unknown,
+            message: Some(message.into()),
+            ..Verification::default()
+        }
+    }
+
+    /// `error`, and why.
+    pub fn error(message: impl Into<String>) -> Verification {
+        Verification {
+            status: Status::Error,
+            message: Some(message.into()),
+            ..Verification::default()
+        }
+    }
 }
 
 /// Where verification results of earlier runs are kept (the state store implements it).

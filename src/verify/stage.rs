@@ -9,6 +9,7 @@
 //! [`Options::per_provider`] requests are in flight per provider and [`Options::total`] in
 //! all, on std threads. Nothing here runs unless the user asked for `--verify`.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -71,11 +72,7 @@ fn boxed_unknown(message: &str) -> Box<Verification> {
 }
 
 fn unknown(message: &str) -> Verification {
-    Verification {
-        status: Status::Unknown,
-        message: Some(message.to_string()),
-        ..Verification::default()
-    }
+    Verification::unknown(message)
 }
 
 /// One request to make.
@@ -141,13 +138,7 @@ fn plan_inner(i: usize, f: &Finding, opts: &Options) -> Result<Option<Plan>, Box
     if spec.needs_endpoint() && endpoint.is_none() {
         return Err(boxed_unknown(&check::no_host(spec)));
     }
-    let url = check::target(spec, endpoint, extra).map_err(|m| {
-        Box::new(Verification {
-            status: Status::Error,
-            message: Some(m),
-            ..Verification::default()
-        })
-    })?;
+    let url = check::target(spec, endpoint, extra).map_err(|m| Box::new(Verification::error(m)))?;
     let Some(secret) = secret else {
         return Ok(Some(Plan::NotKept { url }));
     };
@@ -233,7 +224,7 @@ pub fn verify_cached(
     for f in findings.iter() {
         if let Some(c) = f.rule.verify.as_ref().and_then(|v| v.companion.clone()) {
             let key = (f.rule.id.clone(), c);
-            if let std::collections::hash_map::Entry::Vacant(e) = near.entry(key) {
+            if let Entry::Vacant(e) = near.entry(key) {
                 let (rule, companion) = e.key();
                 let found = super::companion::companions(findings, rule, companion);
                 e.insert(found);
@@ -361,14 +352,6 @@ fn one<'n>(
     notice: &'n dyn Fn(&str),
     bounds: Bounds,
 ) -> Verification {
-    let Some(origin) = Origin::of(&job.url) else {
-        return Verification {
-            status: Status::Error,
-            message: Some("the verifier's URL is not usable".into()),
-            ..Verification::default()
-        };
-    };
-    let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
     if let Some(code) = job.code {
         return code(&CodeInput {
             secret: &job.secret,
@@ -378,33 +361,31 @@ fn one<'n>(
             notice,
         });
     }
-    if !clients.contains_key(&base) {
-        match Client::with_bounds(&base, None, notice, bounds) {
-            Ok(c) => {
-                clients.insert(base.clone(), c.with_max_body(MAX_ANSWER));
-            }
+    let Some(origin) = Origin::of(&job.url) else {
+        return Verification::error("the verifier's URL is not usable");
+    };
+    let base = format!("{}://{}:{}", origin.scheme, origin.host, origin.port);
+    let client = match clients.entry(base) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => match Client::with_bounds(e.key(), None, notice, bounds) {
+            Ok(c) => e.insert(c.with_max_body(MAX_ANSWER)),
             Err(m) => {
                 return Verification {
-                    status: Status::Error,
-                    message: Some(m),
                     endpoint: Some(check::shown(&job.url)),
-                    ..Verification::default()
+                    ..Verification::error(m)
                 }
             }
-        }
-    }
-    match clients.get(&base) {
-        Some(c) => check::run(
-            c,
-            &job.spec,
-            &job.url,
-            &job.secret,
-            job.companion
-                .as_deref()
-                .and_then(|v| std::str::from_utf8(v).ok()),
-        ),
-        None => unknown("no client"),
-    }
+        },
+    };
+    check::run(
+        client,
+        &job.spec,
+        &job.url,
+        &job.secret,
+        job.companion
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok()),
+    )
 }
 
 #[cfg(test)]

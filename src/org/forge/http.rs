@@ -363,25 +363,11 @@ impl<'n> Client<'n> {
         }
         let (mut rate_retries, mut server_retries) = (0, 0);
         loop {
+            let extra = extra.iter().map(|(n, v)| (n.as_str(), v.as_str()));
             let sent = match method {
-                Method::Get => {
-                    let mut request = self.agent.get(url);
-                    if let Some(t) = &self.token {
-                        request = request.header(t.header, &t.value);
-                    }
-                    for (n, v) in extra {
-                        request = request.header(n, v);
-                    }
-                    request.call()
-                }
+                Method::Get => self.headed(self.agent.get(url), extra).call(),
                 Method::Post => {
-                    let mut request = self.agent.post(url);
-                    if let Some(t) = &self.token {
-                        request = request.header(t.header, &t.value);
-                    }
-                    for (n, v) in extra {
-                        request = request.header(n, v);
-                    }
+                    let request = self.headed(self.agent.post(url), extra);
                     match body {
                         Some(b) => request.send(b),
                         None => request.send_empty(),
@@ -501,13 +487,7 @@ impl<'n> Client<'n> {
                 "{what}: refused a request to another host than the API's"
             )));
         }
-        let mut request = self.agent.post(url);
-        if let Some(t) = &self.token {
-            request = request.header(t.header, &t.value);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let mut request = self.headed(self.agent.post(url), headers.iter().copied());
         if let Some(t) = self.timeout {
             request = request.config().timeout_global(Some(t)).build();
         }
@@ -522,6 +502,21 @@ impl<'n> Client<'n> {
             body,
             headers,
         })
+    }
+
+    /// `request` with the client's token, if any, then `headers`.
+    fn headed<'h, B>(
+        &self,
+        mut request: ureq::RequestBuilder<B>,
+        headers: impl Iterator<Item = (&'h str, &'h str)>,
+    ) -> ureq::RequestBuilder<B> {
+        if let Some(t) = &self.token {
+            request = request.header(t.header, &t.value);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request
     }
 
     fn wait(&self, d: Duration, what: &str, reason: &str, n: u32, max: u32) {
@@ -542,7 +537,6 @@ impl std::fmt::Debug for Client<'_> {
     }
 }
 
-/// The body of `response`, at most `limit` bytes (more is an error).
 /// The answer's headers whose values are printable ASCII, names lowercased (others are
 /// dropped: nothing a server sends reaches a message unchecked).
 fn printable_headers(response: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
@@ -558,6 +552,7 @@ fn printable_headers(response: &ureq::http::Response<ureq::Body>) -> Vec<(String
         .collect()
 }
 
+/// The body of `response`, at most `limit` bytes (more is an error).
 fn read_bounded(
     response: &mut ureq::http::Response<ureq::Body>,
     limit: u64,
